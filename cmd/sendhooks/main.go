@@ -1,0 +1,73 @@
+// Command sendhooks is the webhook delivery engine: it reads webhook jobs
+// from a Redis stream and delivers them, signed and retried, writing a
+// status event for every step.
+//
+// Usage:
+//
+//	sendhooks [-config FILE]
+//
+// Without -config it reads ./config.json, else /root/config.json, else
+// runs on defaults; SENDHOOKS_* environment variables override either.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/engine"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sendhooks:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	configFlag := flag.String("config", "", "config file (default ./config.json, else /root/config.json, else built-in defaults)")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println("sendhooks", sendhooks.Version)
+		return nil
+	}
+
+	path := engine.ConfigPath(*configFlag)
+	cfg, err := engine.Load(path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		log.Info("no config file found; running on defaults and SENDHOOKS_* environment variables")
+	}
+	log.Info("config loaded", "file", path, "config", cfg)
+
+	rdb, err := engine.NewRedisClient(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return engine.New(cfg, rdb, log).Run(ctx)
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("logLevel %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

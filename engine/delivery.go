@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// Limits on what is kept of a receiver's answer.
+const (
+	// responseCap is how much of a response body is kept for the status
+	// event: enough to read an error message, small enough for every event.
+	responseCap = 2 << 10
+	// drainCap is how much more is read and thrown away so the connection
+	// can be reused; past it the connection is closed instead.
+	drainCap = 64 << 10
+	// maxRetryAfter bounds how far a receiver's Retry-After can push the next
+	// attempt.
+	maxRetryAfter = time.Hour
+)
+
+// attemptResult is what one HTTP attempt came to.
+type attemptResult struct {
+	started    time.Time
+	duration   time.Duration
+	statusCode int
+	response   string        // capped response body
+	retryAfter time.Duration // from Retry-After on 429/503; 0 if none
+	err        error         // nil on success (2xx)
+	permanent  bool          // no later attempt can succeed
+	aborted    bool          // cut short by shutdown: record nothing
+}
+
+// deliverer makes the HTTP attempts.
+type deliverer struct {
+	client       *http.Client
+	userAgent    string
+	secretHeader string // "" when the older engine's secret header is off
+}
+
+func newDeliverer(c Config) *deliverer {
+	dialer := &Dialer{
+		AllowPrivate: c.AllowPrivateNetworks,
+		Timeout:      c.RequestTimeout,
+		KeepAlive:    30 * time.Second,
+	}
+	transport := &http.Transport{
+		// No proxy from the environment: a proxy would make the dial-time
+		// address check meaningless.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          c.NumWorkers * 2,
+		MaxIdleConnsPerHost:   c.MaxPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	d := &deliverer{
+		client: &http.Client{
+			Transport: transport,
+			Timeout:   c.RequestTimeout,
+			// A redirect is a failed attempt that says where it pointed:
+			// following it would send the payload somewhere the producer
+			// did not name.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		userAgent: "Sendhooks/" + sendhooks.Version,
+	}
+	if c.SendSecretHashHeader {
+		d.secretHeader = c.SecretHashHeaderName
+	}
+	return d
+}
+
+func (d *deliverer) close() { d.client.CloseIdleConnections() }
+
+// deliver makes one attempt at POSTing the task's job.
+func (d *deliverer) deliver(ctx context.Context, t task) attemptResult {
+	res := attemptResult{started: time.Now()}
+	req, err := d.request(ctx, t, res.started)
+	if err != nil {
+		res.err, res.permanent = err, true
+		return res
+	}
+	resp, err := d.client.Do(req)
+	res.duration = time.Since(res.started)
+	if err != nil {
+		res.err = describeTransportError(err)
+		res.permanent = IsRefused(err)
+		res.aborted = ctx.Err() != nil
+		return res
+	}
+	defer resp.Body.Close()
+	res.statusCode = resp.StatusCode
+	res.response = readCapped(resp.Body)
+	res.duration = time.Since(res.started)
+	classify(&res, resp)
+	return res
+}
+
+// request builds the signed POST for one attempt.
+func (d *deliverer) request(ctx context.Context, t task, now time.Time) (*http.Request, error) {
+	key, err := SigningKey(t.job.SecretHash)
+	if err != nil {
+		return nil, err
+	}
+	body := t.job.Body()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.job.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request for %q: %w", t.job.URL, err)
+	}
+	id := t.webhookID()
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", d.userAgent)
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if key != nil {
+		h.Set(HeaderWebhookSignature, Sign(key, id, now, body))
+	}
+	if d.secretHeader != "" && t.job.SecretHash != "" {
+		h.Set(d.secretHeader, t.job.SecretHash)
+	}
+	return req, nil
+}
+
+// classify turns an HTTP answer into success, a failure to retry, or a
+// failure that ends the job.
+func classify(res *attemptResult, resp *http.Response) {
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		return
+	case code >= 300 && code < 400:
+		res.err = fmt.Errorf("receiver answered %d %s, a redirect to %q, which is not followed",
+			code, http.StatusText(code), resp.Header.Get("Location"))
+	case code == http.StatusGone:
+		res.err = fmt.Errorf("receiver answered 410 Gone: the endpoint is retired, no further attempts")
+		res.permanent = true
+	default:
+		res.err = fmt.Errorf("receiver answered %d %s", code, http.StatusText(code))
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+}
+
+// parseRetryAfter reads a Retry-After value (seconds or an HTTP date),
+// bounded to maxRetryAfter; 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// readCapped keeps the start of a response body as text, then drains a
+// bounded rest so the connection can go back to the pool.
+func readCapped(body io.Reader) string {
+	buf := make([]byte, responseCap)
+	n, _ := io.ReadFull(body, buf)
+	_, _ = io.CopyN(io.Discard, body, drainCap)
+	s := buf[:n]
+	for len(s) > 0 && !utf8.Valid(s) { // cut a rune split by the cap
+		s = s[:len(s)-1]
+	}
+	return string(s)
+}
+
+// describeTransportError says in plain words why no HTTP answer came.
+func describeTransportError(err error) error {
+	var netErr net.Error
+	switch {
+	case IsRefused(err):
+		var refused *RefusedAddrError
+		errors.As(err, &refused)
+		return refused
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("no answer within the request timeout: %w", err)
+	default:
+		return fmt.Errorf("request failed: %w", err)
+	}
+}

@@ -1,0 +1,359 @@
+// Package engine delivers webhook jobs from a Redis stream.
+//
+// An Engine reads jobs through a consumer group, POSTs each job's payload,
+// signed, to its URL, and records every outcome in Redis before it
+// acknowledges the job: a status event in the status stream, and for a
+// failed attempt either a scheduled retry (a sorted set scored by due time)
+// or, after the last attempt, the job in a dead-letter stream. Jobs that a
+// dead engine left pending are claimed by the others after a visibility
+// timeout, so several engines can share one stream and losing one loses
+// nothing.
+//
+// Shutdown order (Run, once its context is done): stop reading and
+// claiming; let in-flight deliveries finish for up to ShutdownTimeout;
+// cancel those still running, which leaves their jobs pending for the next
+// start; stop the metrics server.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Timings of the engine's loops. They are variables only so tests of the
+// engine can make them shorter.
+var (
+	// readBlock is how long one XREADGROUP waits for new jobs; it also
+	// bounds how long a stop waits for the read loop.
+	readBlock = 2 * time.Second
+	// forwardEvery is how often due retries are moved back into the stream.
+	forwardEvery = 250 * time.Millisecond
+	// hostWait is how long a worker waits for room at a busy receiver
+	// before it puts the job back and takes another.
+	hostWait = 100 * time.Millisecond
+)
+
+// Engine delivers the jobs of one jobs stream. Create it with New and run
+// it with Run.
+type Engine struct {
+	cfg     Config
+	rdb     *redis.Client
+	log     *slog.Logger
+	keys    keys
+	http    *deliverer
+	hosts   *hostLimiter
+	metrics *metrics
+
+	slots    chan struct{} // one token per worker; held from read to acknowledgement
+	inFlight sync.Map      // entry id -> struct{}: jobs this engine is working on
+	workers  sync.WaitGroup
+	redisOK  atomic.Bool
+}
+
+// New returns an engine for a validated configuration (see Load). The
+// engine does not own rdb: the caller closes it after Run returns.
+func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
+	e := &Engine{
+		cfg:   cfg,
+		rdb:   rdb,
+		log:   log,
+		keys:  newKeys(cfg),
+		http:  newDeliverer(cfg),
+		hosts: newHostLimiter(cfg.MaxPerHost),
+		slots: make(chan struct{}, cfg.NumWorkers),
+	}
+	e.metrics = newMetrics(e)
+	return e
+}
+
+// Run delivers jobs until ctx is done, then stops gracefully (see the
+// package comment for the order) and returns nil. It returns an error only
+// when it cannot start: the metrics address is taken, or ctx ends before
+// the consumer group could be created.
+func (e *Engine) Run(ctx context.Context) error {
+	stopOps, err := e.serveOps()
+	if err != nil {
+		return err
+	}
+	defer stopOps()
+
+	if err := e.waitForGroup(ctx); err != nil {
+		return err
+	}
+	e.log.Info("engine started", "stream", e.keys.jobs, "group", e.keys.group,
+		"consumer", e.cfg.ConsumerName, "workers", e.cfg.NumWorkers)
+
+	// Deliveries run on their own context: a stop must let them finish,
+	// and only the shutdown deadline cuts them short.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var loops sync.WaitGroup
+	loops.Go(func() { e.readLoop(ctx, workCtx) })
+	loops.Go(func() { e.claimLoop(ctx, workCtx) })
+	loops.Go(func() { e.forwardLoop(ctx) })
+	loops.Wait()
+
+	deadline := time.AfterFunc(e.cfg.ShutdownTimeout, cancelWork)
+	defer deadline.Stop()
+	e.workers.Wait()
+	e.http.close()
+	e.log.Info("engine stopped")
+	return nil
+}
+
+// waitForGroup creates the consumer group, retrying while Redis is away.
+func (e *Engine) waitForGroup(ctx context.Context) error {
+	var b backoff
+	for {
+		err := ensureGroup(ctx, e.rdb, e.keys)
+		if err == nil {
+			e.redisOK.Store(true)
+			return nil
+		}
+		e.redisDown("create consumer group", err)
+		if !b.wait(ctx) {
+			return fmt.Errorf("engine stopped before it could start: %w", err)
+		}
+	}
+}
+
+// readLoop reads jobs and hands them to workers, never more than there are
+// free workers. It first reads the jobs this consumer left pending when it
+// last stopped, then new ones.
+func (e *Engine) readLoop(ctx, workCtx context.Context) {
+	start := "0" // "0": this consumer's pending entries; ">": new entries
+	var b backoff
+	for {
+		n := e.acquire(ctx, e.cfg.BatchSize)
+		if n == 0 {
+			return
+		}
+		args := &redis.XReadGroupArgs{
+			Group: e.keys.group, Consumer: e.cfg.ConsumerName,
+			Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: readBlock,
+		}
+		streams, err := e.rdb.XReadGroup(ctx, args).Result()
+		var msgs []redis.XMessage
+		if len(streams) > 0 {
+			msgs = streams[0].Messages
+		}
+		pending := start != ">"
+		if pending && err == nil {
+			// Page through this consumer's pending entries, then go on to new ones.
+			start = ">"
+			if len(msgs) == n {
+				start = msgs[len(msgs)-1].ID
+			}
+		}
+		e.release(n - len(msgs))
+		for _, msg := range msgs {
+			e.dispatch(workCtx, msg, pending)
+		}
+		switch {
+		case err == nil, errors.Is(err, redis.Nil):
+			e.redisOK.Store(true)
+			b.reset()
+		case ctx.Err() != nil:
+			return
+		default:
+			e.redisDown("read jobs", err)
+			if isNoGroup(err) {
+				_ = ensureGroup(ctx, e.rdb, e.keys)
+			}
+			if !b.wait(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// claimLoop takes over jobs that another consumer (or this one, when a
+// record failed) left pending for longer than the visibility timeout.
+func (e *Engine) claimLoop(ctx, workCtx context.Context) {
+	ticker := time.NewTicker(max(e.cfg.VisibilityTimeout/4, 50*time.Millisecond))
+	defer ticker.Stop()
+	cursor := "0-0"
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		n := e.tryAcquire(e.cfg.BatchSize)
+		if n == 0 {
+			continue
+		}
+		msgs, next, err := e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: e.keys.jobs, Group: e.keys.group, Consumer: e.cfg.ConsumerName,
+			MinIdle: e.cfg.VisibilityTimeout, Start: cursor, Count: int64(n),
+		}).Result()
+		e.release(n - len(msgs))
+		if err != nil {
+			if ctx.Err() == nil {
+				e.redisDown("claim stale jobs", err)
+			}
+			cursor = "0-0"
+			continue
+		}
+		cursor = next
+		if len(msgs) > 0 {
+			e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
+		}
+		for _, msg := range msgs {
+			e.dispatch(workCtx, msg, true)
+		}
+	}
+}
+
+// forwardLoop moves retries that have fallen due back into the jobs stream.
+func (e *Engine) forwardLoop(ctx context.Context) {
+	const batch = 256
+	ticker := time.NewTicker(forwardEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for ctx.Err() == nil {
+			now := time.Now().UnixMilli()
+			moved, err := forwardScript.Run(ctx, e.rdb, []string{e.keys.retry, e.keys.jobs}, now, batch).Int()
+			if err != nil {
+				if ctx.Err() == nil {
+					e.redisDown("move due retries", err)
+				}
+				break
+			}
+			if moved < batch {
+				break
+			}
+		}
+	}
+}
+
+// dispatch starts a worker for one stream entry; the caller holds a slot
+// for it, which the worker gives back when done. An entry already being
+// worked on here (claimed again while its delivery is slow) is skipped.
+func (e *Engine) dispatch(workCtx context.Context, msg redis.XMessage, pending bool) {
+	if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
+		e.release(1)
+		return
+	}
+	e.workers.Go(func() {
+		defer e.release(1)
+		defer e.inFlight.Delete(msg.ID)
+		if pending && len(msg.Values) == 0 {
+			// A pending entry whose stream entry was deleted: nothing to deliver.
+			e.ackDeleted(workCtx, msg.ID)
+			return
+		}
+		e.process(workCtx, newTask(msg))
+	})
+}
+
+func (e *Engine) ackDeleted(ctx context.Context, id string) {
+	if err := e.rdb.XAck(ctx, e.keys.jobs, e.keys.group, id).Err(); err != nil {
+		e.log.Warn("acknowledge deleted entry", "entry", id, "error", err)
+	}
+}
+
+// acquire blocks until at least one worker slot is free, then takes up to
+// limit slots. It returns 0 only when ctx is done.
+func (e *Engine) acquire(ctx context.Context, limit int) int {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	return 1 + e.tryAcquire(limit-1)
+}
+
+// tryAcquire takes up to limit free slots without waiting.
+func (e *Engine) tryAcquire(limit int) int {
+	n := 0
+	for n < limit {
+		select {
+		case e.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (e *Engine) release(n int) {
+	for range n {
+		<-e.slots
+	}
+}
+
+// redisDown notes a failed Redis call: the engine keeps going and retries,
+// and reports not-ready until a call succeeds.
+func (e *Engine) redisDown(what string, err error) {
+	if e.redisOK.Swap(false) {
+		e.log.Error("redis unavailable, retrying", "op", what, "error", err)
+	} else {
+		e.log.Debug("redis still unavailable", "op", what, "error", err)
+	}
+}
+
+// Handler serves /metrics, /healthz and /readyz.
+func (e *Engine) Handler() http.Handler { return e.metrics.handler() }
+
+// serveOps starts the metrics server when an address is configured. The
+// returned function stops it.
+func (e *Engine) serveOps() (stop func(), err error) {
+	if e.cfg.MetricsAddress == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", e.cfg.MetricsAddress)
+	if err != nil {
+		return nil, fmt.Errorf("metricsAddress %s: %w", e.cfg.MetricsAddress, err)
+	}
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	e.log.Info("metrics server listening", "address", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// backoff waits longer after each consecutive failure, up to a few seconds.
+type backoff struct{ n int }
+
+func (b *backoff) reset() { b.n = 0 }
+
+// wait sleeps for the next backoff step; false if ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := min(100*time.Millisecond<<min(b.n, 6), 5*time.Second)
+	b.n++
+	t := time.NewTimer(jitter(d))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

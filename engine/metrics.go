@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the engine's Prometheus metrics, on a registry of its own so
+// that several engines can live in one process (tests, the dev stack).
+type metrics struct {
+	registry  *prometheus.Registry
+	jobs      *prometheus.CounterVec // final outcomes: success, failed, bad_job
+	attempts  *prometheus.CounterVec // HTTP attempts by result
+	latency   prometheus.Histogram
+	inFlight  prometheus.Gauge
+	retries   prometheus.Counter
+	deferrals prometheus.Counter
+	ready     func(context.Context) error
+}
+
+func newMetrics(e *Engine) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendhooks_jobs_total",
+			Help: "Jobs that reached a final outcome, by outcome (success, failed, bad_job).",
+		}, []string{"outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendhooks_attempts_total",
+			Help: "HTTP delivery attempts, by result (success, failure).",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sendhooks_attempt_duration_seconds",
+			Help:    "Duration of HTTP delivery attempts, from request start to the end of the response body.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sendhooks_in_flight",
+			Help: "HTTP delivery attempts in progress.",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendhooks_retries_scheduled_total",
+			Help: "Failed attempts for which another attempt was scheduled.",
+		}),
+		deferrals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendhooks_deferrals_total",
+			Help: "Jobs put back because their receiver host was at its concurrency limit.",
+		}),
+		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
+	}
+	m.registry.MustRegister(m.jobs, m.attempts, m.latency, m.inFlight, m.retries, m.deferrals,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendhooks_retry_set_size",
+			Help: "Jobs waiting in the retry set for their next attempt.",
+		}, redisGauge(func(ctx context.Context) (int64, error) {
+			return e.rdb.ZCard(ctx, e.keys.retry).Result()
+		})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendhooks_consumer_lag",
+			Help: "Entries of the jobs stream not yet read by the consumer group.",
+		}, redisGauge(e.consumerLag)),
+	)
+	for _, r := range []string{"success", "failure"} {
+		m.attempts.WithLabelValues(r)
+	}
+	for _, o := range []string{"success", "failed", "bad_job"} {
+		m.jobs.WithLabelValues(o)
+	}
+	return m
+}
+
+// redisGauge reads a gauge from Redis at scrape time; NaN when Redis does
+// not answer, so a scrape never hangs on it.
+func redisGauge(read func(context.Context) (int64, error)) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := read(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}
+}
+
+// consumerLag is the group's lag as Redis reports it (Redis 7 and later).
+func (e *Engine) consumerLag(ctx context.Context) (int64, error) {
+	groups, err := e.rdb.XInfoGroups(ctx, e.keys.jobs).Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range groups {
+		if g.Name == e.keys.group {
+			return g.Lag, nil
+		}
+	}
+	return 0, nil
+}
+
+func (m *metrics) observeAttempt(res attemptResult) {
+	m.latency.Observe(res.duration.Seconds())
+	if res.err == nil {
+		m.attempts.WithLabelValues("success").Inc()
+	} else {
+		m.attempts.WithLabelValues("failure").Inc()
+	}
+}
+
+func (m *metrics) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := m.ready(ctx); err != nil {
+			http.Error(w, "not ready: redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// maxDeferDelay bounds how long a job waits when its receiver is busy.
+const maxDeferDelay = 30 * time.Second
+
+// process works one task to its next durable state: delivered, scheduled
+// for another attempt, put back because its receiver is busy, or failed.
+func (e *Engine) process(ctx context.Context, t task) {
+	if t.bad != nil {
+		ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
+		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
+		e.metrics.jobs.WithLabelValues("bad_job").Inc()
+		e.finish(ctx, t, outcome{event: ev})
+		return
+	}
+
+	host := hostOf(t.job.URL)
+	if !e.hosts.acquire(ctx, host, hostWait) {
+		if ctx.Err() != nil {
+			return // stopping: the entry stays pending
+		}
+		e.deferTask(ctx, t)
+		return
+	}
+	e.metrics.inFlight.Inc()
+	res := e.http.deliver(ctx, t)
+	e.metrics.inFlight.Dec()
+	e.hosts.release(host)
+	if res.aborted {
+		return // cut short by the shutdown deadline: the entry stays pending
+	}
+	e.metrics.observeAttempt(res)
+	e.finish(ctx, t, e.decide(t, res))
+}
+
+// decide turns an attempt's result into the outcome to record.
+func (e *Engine) decide(t task, res attemptResult) outcome {
+	log := e.log.With("webhookId", t.job.WebhookID, "streamId", t.origin,
+		"attempt", t.attempt, "url", t.job.URL)
+	switch {
+	case res.err == nil:
+		e.metrics.jobs.WithLabelValues("success").Inc()
+		return outcome{event: t.event(sendhooks.StatusSuccess, "", &res)}
+	case !res.permanent && t.attemptsLeft(e.cfg.RetrySchedule):
+		wait := jitter(t.nextWait(e.cfg.RetrySchedule))
+		if res.retryAfter > 0 {
+			wait = res.retryAfter // the receiver said when; trust it (bounded)
+		}
+		due := time.Now().Add(wait)
+		ev := t.event(sendhooks.StatusRetrying, res.err.Error(), &res)
+		ev.NextAttemptAt = sendhooks.Time{Time: due}
+		log.Info("delivery attempt failed, retry scheduled", "error", res.err, "nextAttemptAt", due)
+		e.metrics.retries.Inc()
+		next := retryEntry{origin: t.origin, attempt: t.attempt + 1, runStart: t.runStart, raw: t.raw}
+		return outcome{event: ev, retry: &next, due: due}
+	default:
+		log.Warn("delivery failed, no attempt left", "error", res.err)
+		e.metrics.jobs.WithLabelValues("failed").Inc()
+		return outcome{event: t.event(sendhooks.StatusFailed, res.err.Error(), &res), dead: true}
+	}
+}
+
+// deferTask puts a job back in the retry set, its attempt unspent, because
+// its receiver already has as many requests as it may; the worker moves on
+// to other receivers' jobs. Each deferral waits twice as long as the last.
+func (e *Engine) deferTask(ctx context.Context, t task) {
+	e.metrics.deferrals.Inc()
+	delay := jitter(min(500*time.Millisecond<<min(t.deferrals, 10), maxDeferDelay))
+	next := retryEntry{origin: t.origin, attempt: t.attempt, runStart: t.runStart,
+		deferrals: t.deferrals + 1, raw: t.raw}
+	e.finish(ctx, t, outcome{retry: &next, due: time.Now().Add(delay)})
+}
+
+// finish records an outcome and acknowledges the entry, retrying while
+// Redis is away. If it cannot (Redis gone for longer than half the
+// visibility timeout, or the engine is past its shutdown deadline), the
+// entry stays pending and is claimed again later: delivered twice rather
+// than lost.
+func (e *Engine) finish(ctx context.Context, t task, o outcome) {
+	var encoded []byte
+	if o.event != nil {
+		var err error
+		if encoded, err = json.Marshal(o.event); err != nil {
+			// Only a bug can get here; the entry stays pending.
+			e.log.Error("encode status event", "entry", t.entryID, "error", err)
+			return
+		}
+	}
+	giveUp := time.Now().Add(e.cfg.VisibilityTimeout / 2)
+	var b backoff
+	for {
+		// Once the outcome is known, writing it down is worth finishing even
+		// if a stop was asked for: only the give-up time bounds it.
+		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := record(writeCtx, e.rdb, e.keys, t, o, encoded)
+		cancel()
+		if err == nil {
+			e.redisOK.Store(true)
+			return
+		}
+		e.redisDown("record outcome", err)
+		if time.Now().After(giveUp) || !b.wait(ctx) {
+			e.log.Error("outcome not recorded; the job stays pending and will be delivered again",
+				"entry", t.entryID, "streamId", t.origin, "error", err)
+			return
+		}
+	}
+}
+
+// event builds the status event for the task's current attempt; res is
+// nil for a job refused before any attempt.
+func (t task) event(status sendhooks.Status, deliveryError string, res *attemptResult) *sendhooks.StatusEvent {
+	ev := &sendhooks.StatusEvent{
+		WebhookID:     t.job.WebhookID,
+		Status:        status,
+		DeliveryError: deliveryError,
+		URL:           t.job.URL,
+		Created:       sendhooks.Time{Time: t.created()},
+		PayloadSize:   len(t.job.Body()),
+		NumberOfTries: t.attempt - 1,
+		MessageID:     t.job.MessageID,
+		StreamID:      t.origin,
+		MetaData:      t.job.MetaData,
+		Job:           t.raw,
+	}
+	if res == nil {
+		return ev
+	}
+	ev.NumberOfTries = t.attempt
+	ev.Attempt = t.attempt
+	ev.StatusCode = res.statusCode
+	ev.DurationMs = float64(res.duration.Microseconds()) / 1000
+	ev.AttemptedAt = sendhooks.Time{Time: res.started}
+	ev.Response = res.response
+	if status == sendhooks.StatusSuccess {
+		ev.Delivered = sendhooks.Time{Time: res.started.Add(res.duration)}
+	}
+	return ev
+}
+
+// jitter spreads a wait over ±10% so that jobs failed together do not all
+// come back in the same instant.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	spread := int64(d / 5)
+	if spread == 0 {
+		return d
+	}
+	return d - d/10 + time.Duration(rand.Int64N(spread))
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
+}
+
+// hostLimiter bounds concurrent requests per receiver host, so that a slow
+// or dead receiver holds at most its share of the workers.
+type hostLimiter struct {
+	limit int
+	mu    sync.Mutex
+	hosts map[string]*hostSlots
+}
+
+type hostSlots struct {
+	tokens chan struct{}
+	users  int // holders and waiters; the entry is dropped at zero
+}
+
+func newHostLimiter(limit int) *hostLimiter {
+	return &hostLimiter{limit: limit, hosts: make(map[string]*hostSlots)}
+}
+
+// acquire takes a slot for host, waiting at most wait; false if none came.
+func (l *hostLimiter) acquire(ctx context.Context, host string, wait time.Duration) bool {
+	l.mu.Lock()
+	h := l.hosts[host]
+	if h == nil {
+		h = &hostSlots{tokens: make(chan struct{}, l.limit)}
+		l.hosts[host] = h
+	}
+	h.users++
+	l.mu.Unlock()
+
+	select {
+	case h.tokens <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case h.tokens <- struct{}{}:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	l.leave(host, h)
+	return false
+}
+
+// release gives back a slot taken by acquire.
+func (l *hostLimiter) release(host string) {
+	l.mu.Lock()
+	h := l.hosts[host]
+	l.mu.Unlock()
+	<-h.tokens
+	l.leave(host, h)
+}
+
+func (l *hostLimiter) leave(host string, h *hostSlots) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h.users--
+	if h.users == 0 {
+		delete(l.hosts, host)
+	}
+}

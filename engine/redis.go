@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// NewRedisClient opens a client for the configured Redis, with TLS (and
+// client certificates for mutual TLS) when asked.
+func NewRedisClient(c RedisConfig) (*redis.Client, error) {
+	opts := &redis.Options{
+		Addr:     c.Address,
+		Password: c.Password,
+		DB:       c.DB,
+		// The engine blocks on XREADGROUP; keep the pool larger than the
+		// handful of loops so outcome writes never queue behind a read.
+		PoolSize: 32,
+	}
+	if c.TLS {
+		tc, err := tlsConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig = tc
+	}
+	return redis.NewClient(opts), nil
+}
+
+func tlsConfig(c RedisConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CACert != "" {
+		pem, err := os.ReadFile(c.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("redisCaCert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redisCaCert %s: no PEM certificate found", c.CACert)
+		}
+		tc.RootCAs = pool
+	}
+	if c.ClientCert != "" || c.ClientKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("redisClientCert/redisClientKey: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// keys names everything the engine keeps in Redis. The retry set and the
+// dead-letter stream are named after the jobs stream, so engines sharing a
+// jobs stream share them too.
+type keys struct {
+	jobs, status, retry, dead, group string
+}
+
+func newKeys(c Config) keys {
+	return keys{
+		jobs:   c.JobStream,
+		status: c.StatusStream,
+		retry:  c.JobStream + "-retry",
+		dead:   c.JobStream + "-dead",
+		group:  c.ConsumerGroup,
+	}
+}
+
+// ensureGroup creates the consumer group, and the stream with it, reading
+// from the very start so that jobs written before the first engine started
+// are delivered too.
+func ensureGroup(ctx context.Context, rdb *redis.Client, k keys) error {
+	err := rdb.XGroupCreateMkStream(ctx, k.jobs, k.group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create consumer group %q on stream %q: %w", k.group, k.jobs, err)
+	}
+	return nil
+}
+
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+// retryEntry is a job waiting in the retry set for its next attempt (or for
+// its receiver to have room). It is stored as a sorted-set member scored by
+// the time it is due, encoded as "origin|attempt|runStart|deferrals|" then
+// the job document byte for byte, so the forward script can split it
+// without a JSON round trip that could alter the payload.
+type retryEntry struct {
+	origin                       string
+	attempt, runStart, deferrals int
+	raw                          string
+}
+
+func (r retryEntry) member() string {
+	var b strings.Builder
+	b.Grow(len(r.origin) + len(r.raw) + 16)
+	b.WriteString(r.origin)
+	for _, n := range []int{r.attempt, r.runStart, r.deferrals} {
+		b.WriteByte('|')
+		b.WriteString(strconv.Itoa(n))
+	}
+	b.WriteByte('|')
+	b.WriteString(r.raw)
+	return b.String()
+}
+
+// forwardScript moves due jobs from the retry set back into the jobs stream,
+// where any engine of the group picks them up like a new job. Doing both
+// steps in one script means a crash can neither lose a due job nor move it
+// twice.
+//
+// KEYS[1] the retry set; KEYS[2] the jobs stream.
+// ARGV[1] now, in Unix milliseconds; ARGV[2] the most entries to move.
+// Returns the number of entries moved.
+var forwardScript = redis.NewScript(`
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local origin, attempt, runStart, deferrals, rest = string.match(m, '^([^|]*)|(%d+)|(%d+)|(%d+)|()')
+  if origin then
+    redis.call('XADD', KEYS[2], '*',
+      'data', string.sub(m, rest),
+      'origin', origin, 'attempt', attempt, 'runStart', runStart, 'deferrals', deferrals)
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+`)
+
+// outcome is what a worker durably records about a task before the task's
+// stream entry is acknowledged.
+type outcome struct {
+	event *sendhooks.StatusEvent // status event to publish, if any
+	retry *retryEntry            // scheduled next attempt, if any
+	due   time.Time              // when retry is due
+	dead  bool                   // keep the job in the dead-letter stream
+}
+
+// record writes an outcome and acknowledges the entry in one MULTI/EXEC
+// transaction: either the status event, the scheduled retry (or dead
+// letter) and the acknowledgement all happen, or none does and the entry
+// stays pending to be claimed again.
+func record(ctx context.Context, rdb *redis.Client, k keys, t task, o outcome, encoded []byte) error {
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if o.event != nil {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: k.status, Values: []any{sendhooks.StreamField, encoded}})
+		}
+		if o.retry != nil {
+			p.ZAdd(ctx, k.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: o.retry.member()})
+		}
+		if o.dead {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: k.dead, Values: []any{
+				sendhooks.StreamField, t.raw,
+				sendhooks.FieldOrigin, t.origin,
+				"error", o.event.DeliveryError,
+				"attempts", o.event.NumberOfTries,
+				"failedAt", time.Now().UTC().Format(time.RFC3339Nano),
+			}})
+		}
+		p.XAck(ctx, k.jobs, k.group, t.entryID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record outcome of entry %s: %w", t.entryID, err)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// task is one jobs-stream entry on its way through a worker: the job and
+// where it stands in its life (which attempt, under which identity).
+type task struct {
+	entryID   string // this entry's id in the jobs stream, acknowledged when done
+	origin    string // the entry id under which the job first arrived
+	attempt   int    // the attempt to make now, 1-based
+	runStart  int    // the attempt at which the current retry schedule began
+	deferrals int    // times put back because the receiver host was busy
+	raw       string // the job document as written
+	job       sendhooks.Job
+	bad       error // why the job can never be delivered, if it can't
+}
+
+// newTask reads a stream entry. It never fails: an entry that cannot be
+// delivered becomes a task whose bad field says why, so that it ends with a
+// failed status event instead of blocking the stream.
+func newTask(msg redis.XMessage) task {
+	t := task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
+	if v, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && v != "" {
+		t.origin = v
+	}
+	t.attempt = positiveField(msg.Values, sendhooks.FieldAttempt, 1)
+	t.runStart = positiveField(msg.Values, sendhooks.FieldRunStart, t.attempt)
+	t.deferrals = positiveField(msg.Values, sendhooks.FieldDeferrals, 0)
+
+	raw, ok := msg.Values[sendhooks.StreamField].(string)
+	if !ok {
+		t.bad = &sendhooks.BadJobError{Reason: fmt.Sprintf("the stream entry has no %q field (fields: %s)",
+			sendhooks.StreamField, fieldNames(msg.Values))}
+		return t
+	}
+	t.raw = raw
+	t.job, t.bad = sendhooks.ParseJob([]byte(raw))
+	return t
+}
+
+// positiveField reads a whole-number field written by the engine or the
+// monitor; a missing or garbled value falls back to def, since the job
+// itself is still good.
+func positiveField(values map[string]any, name string, def int) int {
+	s, ok := values[name].(string)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return def
+	}
+	return n
+}
+
+func fieldNames(values map[string]any) string {
+	names := make([]string, 0, len(values))
+	for k := range values {
+		names = append(names, strconv.Quote(k))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// created is when the job first entered the stream, read from the
+// millisecond timestamp that starts every stream id.
+func (t task) created() time.Time {
+	ms, _, _ := strings.Cut(t.origin, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// webhookID is the webhook-id header: the producer's webhookId, or the
+// job's stream identity when the producer gave none. It is the same for
+// every attempt of a job, so receivers can drop duplicates.
+func (t task) webhookID() string {
+	if t.job.WebhookID != "" {
+		return t.job.WebhookID
+	}
+	return "msg_" + t.origin
+}
+
+// attemptsLeft reports whether the retry schedule allows another attempt
+// after the current one.
+func (t task) attemptsLeft(schedule []time.Duration) bool {
+	return t.attempt-t.runStart < len(schedule)
+}
+
+// nextWait is the schedule's wait before the attempt after the current one.
+func (t task) nextWait(schedule []time.Duration) time.Duration {
+	return schedule[t.attempt-t.runStart]
+}
