@@ -48,10 +48,17 @@ func setup(t *testing.T) *bundle {
 // it returned an error.
 func (b *bundle) start(t *testing.T, cfg Config) (stop func()) {
 	t.Helper()
+	_, stop = b.startEngine(t, cfg)
+	return stop
+}
+
+// startEngine is start, also returning the engine.
+func (b *bundle) startEngine(t *testing.T, cfg Config) (e *Engine, stop func()) {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Address})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	e := New(cfg, rdb, testLogger(t))
+	e = New(cfg, rdb, testLogger(t))
 	go func() { done <- e.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
@@ -64,7 +71,7 @@ func (b *bundle) start(t *testing.T, cfg Config) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return e, stop
 }
 
 // addJob writes a job document into the jobs stream, as a producer would.

@@ -99,7 +99,6 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	var loops sync.WaitGroup
 	loops.Go(func() { e.readLoop(ctx, workCtx) })
-	loops.Go(func() { e.claimLoop(ctx, workCtx) })
 	loops.Go(func() { e.forwardLoop(ctx) })
 	loops.Wait()
 
@@ -127,40 +126,36 @@ func (e *Engine) waitForGroup(ctx context.Context) error {
 	}
 }
 
-// readLoop reads jobs and hands them to workers, never more than there are
-// free workers. It first reads the jobs this consumer left pending when it
-// last stopped, then new ones.
+// readLoop hands jobs to workers, never more than there are free workers.
+// It first reads the jobs this consumer left pending when it last stopped;
+// then, each round, it claims jobs that any consumer (this one included,
+// when recording an outcome failed) left pending past the visibility
+// timeout, and fills the remaining free workers with new jobs.
 func (e *Engine) readLoop(ctx, workCtx context.Context) {
-	start := "0" // "0": this consumer's pending entries; ">": new entries
+	start := "0" // "0" and on: this consumer's pending entries; ">": new entries
+	claimEvery := max(e.cfg.VisibilityTimeout/4, 50*time.Millisecond)
+	nextClaim := time.Now().Add(claimEvery)
+	claimCursor := "0-0"
 	var b backoff
 	for {
 		n := e.acquire(ctx, e.cfg.BatchSize)
 		if n == 0 {
 			return
 		}
-		args := &redis.XReadGroupArgs{
-			Group: e.keys.group, Consumer: e.cfg.ConsumerName,
-			Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: readBlock,
+		var err error
+		if start == ">" && time.Now().After(nextClaim) {
+			nextClaim = time.Now().Add(claimEvery)
+			var claimed int
+			claimed, claimCursor, err = e.claim(ctx, workCtx, n, claimCursor)
+			n -= claimed
 		}
-		streams, err := e.rdb.XReadGroup(ctx, args).Result()
-		var msgs []redis.XMessage
-		if len(streams) > 0 {
-			msgs = streams[0].Messages
-		}
-		pending := start != ">"
-		if pending && err == nil {
-			// Page through this consumer's pending entries, then go on to new ones.
-			start = ">"
-			if len(msgs) == n {
-				start = msgs[len(msgs)-1].ID
-			}
-		}
-		e.release(n - len(msgs))
-		for _, msg := range msgs {
-			e.dispatch(workCtx, msg, pending)
+		if err == nil && n > 0 {
+			start, err = e.read(ctx, workCtx, n, start)
+		} else {
+			e.release(n)
 		}
 		switch {
-		case err == nil, errors.Is(err, redis.Nil):
+		case err == nil:
 			e.redisOK.Store(true)
 			b.reset()
 		case ctx.Err() != nil:
@@ -177,42 +172,53 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 	}
 }
 
-// claimLoop takes over jobs that another consumer (or this one, when a
-// record failed) left pending for longer than the visibility timeout.
-func (e *Engine) claimLoop(ctx, workCtx context.Context) {
-	ticker := time.NewTicker(max(e.cfg.VisibilityTimeout/4, 50*time.Millisecond))
-	defer ticker.Stop()
-	cursor := "0-0"
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		n := e.tryAcquire(e.cfg.BatchSize)
-		if n == 0 {
-			continue
-		}
-		msgs, next, err := e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: e.keys.jobs, Group: e.keys.group, Consumer: e.cfg.ConsumerName,
-			MinIdle: e.cfg.VisibilityTimeout, Start: cursor, Count: int64(n),
-		}).Result()
-		e.release(n - len(msgs))
-		if err != nil {
-			if ctx.Err() == nil {
-				e.redisDown("claim stale jobs", err)
-			}
-			cursor = "0-0"
-			continue
-		}
-		cursor = next
-		if len(msgs) > 0 {
-			e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
-		}
-		for _, msg := range msgs {
-			e.dispatch(workCtx, msg, true)
+// read takes up to n entries from start (see readLoop), dispatches them,
+// gives back the slots it did not use, and returns where to read next.
+func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (string, error) {
+	streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: e.keys.group, Consumer: e.cfg.ConsumerName,
+		Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: readBlock,
+	}).Result()
+	var msgs []redis.XMessage
+	if len(streams) > 0 {
+		msgs = streams[0].Messages
+	}
+	e.release(n - len(msgs))
+	pending := start != ">"
+	for _, msg := range msgs {
+		e.dispatch(workCtx, msg, pending)
+	}
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	if pending && err == nil {
+		// Page through this consumer's pending entries, then go on to new ones.
+		start = ">"
+		if len(msgs) == n {
+			start = msgs[len(msgs)-1].ID
 		}
 	}
+	return start, err
+}
+
+// claim takes over up to n entries pending for longer than the visibility
+// timeout, dispatches them, and returns how many it took (their slots are
+// kept; the rest of n is still the caller's) and the scan cursor to go on from.
+func (e *Engine) claim(ctx, workCtx context.Context, n int, cursor string) (int, string, error) {
+	msgs, next, err := e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: e.keys.jobs, Group: e.keys.group, Consumer: e.cfg.ConsumerName,
+		MinIdle: e.cfg.VisibilityTimeout, Start: cursor, Count: int64(n),
+	}).Result()
+	if err != nil {
+		return 0, "0-0", fmt.Errorf("claim stale jobs: %w", err)
+	}
+	if len(msgs) > 0 {
+		e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
+	}
+	for _, msg := range msgs {
+		e.dispatch(workCtx, msg, true)
+	}
+	return len(msgs), next, nil
 }
 
 // forwardLoop moves retries that have fallen due back into the jobs stream.

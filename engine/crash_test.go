@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// engineBinary builds cmd/sendhooks once per test run, so crash tests can
+// kill a real engine process.
+func engineBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sendhooks-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "sendhooks")
+		out, err := exec.Command("go", "build", "-o", binaryPath, "../cmd/sendhooks").CombinedOutput()
+		if err != nil {
+			binaryErr = fmt.Errorf("go build ../cmd/sendhooks: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+// startProcess runs the engine binary on a config file written from cfg.
+func startProcess(t *testing.T, cfg Config) *exec.Cmd {
+	t.Helper()
+	schedule := make([]string, len(cfg.RetrySchedule))
+	for i, d := range cfg.RetrySchedule {
+		schedule[i] = d.String()
+	}
+	file := map[string]any{
+		"redisAddress":         cfg.Redis.Address,
+		"redisStreamName":      cfg.JobStream,
+		"numWorkers":           cfg.NumWorkers,
+		"maxPerHost":           cfg.MaxPerHost,
+		"consumerName":         cfg.ConsumerName,
+		"allowPrivateNetworks": true,
+		"requestTimeout":       cfg.RequestTimeout.String(),
+		"visibilityTimeout":    cfg.VisibilityTimeout.String(),
+		"retrySchedule":        schedule,
+	}
+	raw, err := json.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(engineBinary(t), "-config", path)
+	cmd.Stderr = testWriter{t}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	g := newGate(t)
+	rc := newReceiver(t, g.respond)
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	cfg.RequestTimeout = 2 * time.Second
+	cfg.VisibilityTimeout = 3 * time.Second
+	const n = 12
+	ids := map[string]bool{}
+	for i := range n {
+		ids[b.addJob(t, job(rc.URL, fmt.Sprintf("crash-%d", i)))] = true
+	}
+
+	first := startProcess(t, cfg)
+	waitFor(t, 20*time.Second, "4 requests in flight", func() bool { return g.held.Load() == 4 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	g.release()
+
+	second := startProcess(t, cfg)
+	finals := b.finals(t, n)
+	for id := range ids {
+		if finals[id].Status != sendhooks.StatusSuccess {
+			t.Errorf("job %s: %+v", id, finals[id])
+		}
+	}
+	perWebhook := map[string]int{}
+	for _, r := range rc.got() {
+		perWebhook[r.header.Get("webhook-id")]++
+	}
+	if len(perWebhook) != n {
+		t.Errorf("receiver saw %d distinct webhooks, want %d", len(perWebhook), n)
+	}
+	t.Logf("requests per webhook (duplicates of the killed in-flight ones are allowed): %v", perWebhook)
+	b.waitAcked(t)
+
+	// SIGTERM: a graceful stop, exit status 0.
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("engine exited after SIGTERM with %v, want status 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("engine did not exit within 20s of SIGTERM")
+	}
+}
