@@ -78,12 +78,17 @@ type StatusEvent struct {
 // (which the older engine wrote, monotonic clock suffix included) and "".
 type Time struct{ time.Time }
 
-// MarshalJSON writes RFC 3339 with nanoseconds in UTC, or "" for the zero time.
+// MarshalJSON writes RFC 3339 with nanoseconds in UTC, or "" for the zero
+// time. (It must be MarshalJSON: the embedded time.Time's would win over a
+// MarshalText.)
 func (t Time) MarshalJSON() ([]byte, error) {
 	if t.IsZero() {
 		return []byte(`""`), nil
 	}
-	return []byte(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
+	b := make([]byte, 0, len(time.RFC3339Nano)+2)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
 }
 
 // UnmarshalJSON reads every form described on Time; null reads as zero.

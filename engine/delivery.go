@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -172,11 +173,15 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), maxRetryAfter)
 }
 
+// responseBuffers recycles the buffers readCapped reads into.
+var responseBuffers = sync.Pool{New: func() any { return new([responseCap]byte) }}
+
 // readCapped keeps the start of a response body as text, then drains a
 // bounded rest so the connection can go back to the pool.
 func readCapped(body io.Reader) string {
-	buf := make([]byte, responseCap)
-	n, _ := io.ReadFull(body, buf)
+	buf := responseBuffers.Get().(*[responseCap]byte)
+	defer responseBuffers.Put(buf)
+	n, _ := io.ReadFull(body, buf[:])
 	_, _ = io.CopyN(io.Discard, body, drainCap)
 	s := buf[:n]
 	for len(s) > 0 && !utf8.Valid(s) { // cut a rune split by the cap

@@ -40,18 +40,23 @@ var (
 	// hostWait is how long a worker waits for room at a busy receiver
 	// before it puts the job back and takes another.
 	hostWait = 100 * time.Millisecond
+	// gatherWait is how long the read loop, when a backlog is waiting, lets
+	// worker slots gather before a read, so that reads come in batches
+	// instead of one job per round trip.
+	gatherWait = 2 * time.Millisecond
 )
 
 // Engine delivers the jobs of one jobs stream. Create it with New and run
 // it with Run.
 type Engine struct {
-	cfg     Config
-	rdb     *redis.Client
-	log     *slog.Logger
-	keys    keys
-	http    *deliverer
-	hosts   *hostLimiter
-	metrics *metrics
+	cfg      Config
+	rdb      *redis.Client
+	log      *slog.Logger
+	keys     keys
+	http     *deliverer
+	recorder *recorder
+	hosts    *hostLimiter
+	metrics  *metrics
 
 	slots    chan struct{} // one token per worker; held from read to acknowledgement
 	inFlight sync.Map      // entry id -> struct{}: jobs this engine is working on
@@ -62,14 +67,16 @@ type Engine struct {
 // New returns an engine for a validated configuration (see Load). The
 // engine does not own rdb: the caller closes it after Run returns.
 func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
+	k := newKeys(cfg)
 	e := &Engine{
-		cfg:   cfg,
-		rdb:   rdb,
-		log:   log,
-		keys:  newKeys(cfg),
-		http:  newDeliverer(cfg),
-		hosts: newHostLimiter(cfg.MaxPerHost),
-		slots: make(chan struct{}, cfg.NumWorkers),
+		cfg:      cfg,
+		rdb:      rdb,
+		log:      log,
+		keys:     k,
+		http:     newDeliverer(cfg),
+		recorder: newRecorder(rdb, k),
+		hosts:    newHostLimiter(cfg.MaxPerHost),
+		slots:    make(chan struct{}, cfg.NumWorkers),
 	}
 	e.metrics = newMetrics(e)
 	return e
@@ -97,6 +104,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	// The recorder outlives the workers, which wait on it.
+	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	var recording sync.WaitGroup
+	recording.Go(func() { e.recorder.run(recCtx) })
+
 	var loops sync.WaitGroup
 	loops.Go(func() { e.readLoop(ctx, workCtx) })
 	loops.Go(func() { e.forwardLoop(ctx) })
@@ -105,6 +117,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	deadline := time.AfterFunc(e.cfg.ShutdownTimeout, cancelWork)
 	defer deadline.Stop()
 	e.workers.Wait()
+	stopRecorder()
+	recording.Wait()
 	e.http.close()
 	e.log.Info("engine stopped")
 	return nil
@@ -137,8 +151,13 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 	nextClaim := time.Now().Add(claimEvery)
 	claimCursor := "0-0"
 	var b backoff
+	backlog := false // the last read came back full: more jobs are waiting
 	for {
-		n := e.acquire(ctx, e.cfg.BatchSize)
+		want := 1
+		if backlog {
+			want = max(1, min(e.cfg.NumWorkers/4, e.cfg.BatchSize))
+		}
+		n := e.acquire(ctx, want, e.cfg.BatchSize)
 		if n == 0 {
 			return
 		}
@@ -150,7 +169,7 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 			n -= claimed
 		}
 		if err == nil && n > 0 {
-			start, err = e.read(ctx, workCtx, n, start)
+			start, backlog, err = e.read(ctx, workCtx, n, start)
 		} else {
 			e.release(n)
 		}
@@ -173,9 +192,11 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 }
 
 // read takes up to n entries from start (see readLoop), dispatches them,
-// gives back the slots it did not use, and returns where to read next.
-func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (string, error) {
-	streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+// gives back the slots it did not use, and returns where to read next and
+// whether it got all n (so more are likely waiting).
+func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (next string, full bool, err error) {
+	var streams []redis.XStream
+	streams, err = e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: e.keys.group, Consumer: e.cfg.ConsumerName,
 		Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: readBlock,
 	}).Result()
@@ -191,14 +212,15 @@ func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (string
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}
+	full = len(msgs) == n
 	if pending && err == nil {
 		// Page through this consumer's pending entries, then go on to new ones.
 		start = ">"
-		if len(msgs) == n {
+		if full {
 			start = msgs[len(msgs)-1].ID
 		}
 	}
-	return start, err
+	return start, full, err
 }
 
 // claim takes over up to n entries pending for longer than the visibility
@@ -275,14 +297,31 @@ func (e *Engine) ackDeleted(ctx context.Context, id string) {
 }
 
 // acquire blocks until at least one worker slot is free, then takes up to
-// limit slots. It returns 0 only when ctx is done.
-func (e *Engine) acquire(ctx context.Context, limit int) int {
+// limit slots, waiting up to gatherWait for want of them. It returns 0
+// only when ctx is done.
+func (e *Engine) acquire(ctx context.Context, want, limit int) int {
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
 		return 0
 	}
-	return 1 + e.tryAcquire(limit-1)
+	n := 1 + e.tryAcquire(limit-1)
+	if n >= want {
+		return n
+	}
+	timer := time.NewTimer(gatherWait)
+	defer timer.Stop()
+	for n < want {
+		select {
+		case e.slots <- struct{}{}:
+			n++
+		case <-timer.C:
+			return n
+		case <-ctx.Done():
+			return n
+		}
+	}
+	return n
 }
 
 // tryAcquire takes up to limit free slots without waiting.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"sync"
@@ -46,8 +47,6 @@ func (e *Engine) process(ctx context.Context, t task) {
 
 // decide turns an attempt's result into the outcome to record.
 func (e *Engine) decide(t task, res attemptResult) outcome {
-	log := e.log.With("webhookId", t.job.WebhookID, "streamId", t.origin,
-		"attempt", t.attempt, "url", t.job.URL)
 	switch {
 	case res.err == nil:
 		e.metrics.jobs.WithLabelValues("success").Inc()
@@ -60,15 +59,22 @@ func (e *Engine) decide(t task, res attemptResult) outcome {
 		due := time.Now().Add(wait)
 		ev := t.event(sendhooks.StatusRetrying, res.err.Error(), &res)
 		ev.NextAttemptAt = sendhooks.Time{Time: due}
-		log.Info("delivery attempt failed, retry scheduled", "error", res.err, "nextAttemptAt", due)
+		e.logFailure(t, slog.LevelInfo, "delivery attempt failed, retry scheduled", res.err, "nextAttemptAt", due)
 		e.metrics.retries.Inc()
 		next := retryEntry{origin: t.origin, attempt: t.attempt + 1, runStart: t.runStart, raw: t.raw}
 		return outcome{event: ev, retry: &next, due: due}
 	default:
-		log.Warn("delivery failed, no attempt left", "error", res.err)
+		e.logFailure(t, slog.LevelWarn, "delivery failed, no attempt left", res.err)
 		e.metrics.jobs.WithLabelValues("failed").Inc()
 		return outcome{event: t.event(sendhooks.StatusFailed, res.err.Error(), &res), dead: true}
 	}
+}
+
+// logFailure writes the one line a failed attempt gets, with the job's ids.
+func (e *Engine) logFailure(t task, level slog.Level, msg string, err error, more ...any) {
+	attrs := append([]any{"webhookId", t.job.WebhookID, "streamId", t.origin,
+		"attempt", t.attempt, "url", t.job.URL, "error", err}, more...)
+	e.log.Log(context.Background(), level, msg, attrs...)
 }
 
 // deferTask puts a job back in the retry set, its attempt unspent, because
@@ -88,34 +94,34 @@ func (e *Engine) deferTask(ctx context.Context, t task) {
 // entry stays pending and is claimed again later: delivered twice rather
 // than lost.
 func (e *Engine) finish(ctx context.Context, t task, o outcome) {
-	var encoded []byte
+	r := entryOutcome{task: t, outcome: o}
 	if o.event != nil {
 		var err error
-		if encoded, err = json.Marshal(o.event); err != nil {
+		if r.event, err = json.Marshal(o.event); err != nil {
 			// Only a bug can get here; the entry stays pending.
 			e.log.Error("encode status event", "entry", t.entryID, "error", err)
 			return
 		}
 	}
+	// The first try goes through the batching recorder; retries after a
+	// failure go on their own, so one bad batch cannot hold the others.
+	err := e.recorder.write(ctx, r)
 	giveUp := time.Now().Add(e.cfg.VisibilityTimeout / 2)
 	var b backoff
-	for {
-		// Once the outcome is known, writing it down is worth finishing even
-		// if a stop was asked for: only the give-up time bounds it.
-		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := record(writeCtx, e.rdb, e.keys, t, o, encoded)
-		cancel()
-		if err == nil {
-			e.redisOK.Store(true)
-			return
-		}
+	for err != nil {
 		e.redisDown("record outcome", err)
 		if time.Now().After(giveUp) || !b.wait(ctx) {
 			e.log.Error("outcome not recorded; the job stays pending and will be delivered again",
 				"entry", t.entryID, "streamId", t.origin, "error", err)
 			return
 		}
+		// Once the outcome is known, writing it down is worth finishing even
+		// if a stop was asked for: only the give-up time bounds it.
+		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = record(writeCtx, e.rdb, e.keys, []entryOutcome{r})
+		cancel()
 	}
+	e.redisOK.Store(true)
 }
 
 // event builds the status event for the task's current attempt; res is

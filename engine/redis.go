@@ -17,14 +17,15 @@ import (
 
 // NewRedisClient opens a client for the configured Redis, with TLS (and
 // client certificates for mutual TLS) when asked.
-func NewRedisClient(c RedisConfig) (*redis.Client, error) {
+func NewRedisClient(cfg Config) (*redis.Client, error) {
+	c := cfg.Redis
 	opts := &redis.Options{
 		Addr:     c.Address,
 		Password: c.Password,
 		DB:       c.DB,
-		// The engine blocks on XREADGROUP; keep the pool larger than the
-		// handful of loops so outcome writes never queue behind a read.
-		PoolSize: 32,
+		// Every worker writes its outcome on its own, and the loops hold a
+		// connection each: size the pool so no write waits for a connection.
+		PoolSize: cfg.NumWorkers + 4,
 	}
 	if c.TLS {
 		tc, err := tlsConfig(c)
@@ -146,32 +147,47 @@ type outcome struct {
 	dead  bool                   // keep the job in the dead-letter stream
 }
 
-// record writes an outcome and acknowledges the entry in one MULTI/EXEC
-// transaction: either the status event, the scheduled retry (or dead
-// letter) and the acknowledgement all happen, or none does and the entry
-// stays pending to be claimed again.
-func record(ctx context.Context, rdb *redis.Client, k keys, t task, o outcome, encoded []byte) error {
+// entryOutcome is an outcome ready to write: the task it ends, and its
+// status event already encoded.
+type entryOutcome struct {
+	task    task
+	outcome outcome
+	event   []byte // encoded outcome.event; nil when there is none
+}
+
+// record writes outcomes and acknowledges their entries in one MULTI/EXEC
+// transaction: either every status event, scheduled retry (or dead letter)
+// and acknowledgement happens, or none does and the entries stay pending
+// to be claimed again.
+func record(ctx context.Context, rdb *redis.Client, k keys, batch []entryOutcome) error {
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if o.event != nil {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: k.status, Values: []any{sendhooks.StreamField, encoded}})
+		for _, r := range batch {
+			queueOutcome(ctx, p, k, r)
 		}
-		if o.retry != nil {
-			p.ZAdd(ctx, k.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: o.retry.member()})
-		}
-		if o.dead {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: k.dead, Values: []any{
-				sendhooks.StreamField, t.raw,
-				sendhooks.FieldOrigin, t.origin,
-				"error", o.event.DeliveryError,
-				"attempts", o.event.NumberOfTries,
-				"failedAt", time.Now().UTC().Format(time.RFC3339Nano),
-			}})
-		}
-		p.XAck(ctx, k.jobs, k.group, t.entryID)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record outcome of entry %s: %w", t.entryID, err)
+		return fmt.Errorf("record %d outcome(s): %w", len(batch), err)
 	}
 	return nil
+}
+
+func queueOutcome(ctx context.Context, p redis.Pipeliner, k keys, r entryOutcome) {
+	t, o := r.task, r.outcome
+	if o.event != nil {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: k.status, Values: []any{sendhooks.StreamField, r.event}})
+	}
+	if o.retry != nil {
+		p.ZAdd(ctx, k.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: o.retry.member()})
+	}
+	if o.dead {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: k.dead, Values: []any{
+			sendhooks.StreamField, t.raw,
+			sendhooks.FieldOrigin, t.origin,
+			"error", o.event.DeliveryError,
+			"attempts", o.event.NumberOfTries,
+			"failedAt", time.Now().UTC().Format(time.RFC3339Nano),
+		}})
+	}
+	p.XAck(ctx, k.jobs, k.group, t.entryID)
 }

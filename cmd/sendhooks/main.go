@@ -53,7 +53,7 @@ func run() error {
 	}
 	log.Info("config loaded", "file", path, "config", cfg)
 
-	rdb, err := engine.NewRedisClient(cfg.Redis)
+	rdb, err := engine.NewRedisClient(cfg)
 	if err != nil {
 		return err
 	}
