@@ -10,7 +10,6 @@
 package sendhooks
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,22 +83,6 @@ func IsBadJob(err error) bool {
 
 func badJob(format string, args ...any) error {
 	return &BadJobError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// ParseJob decodes and checks the JSON document of a job. Its error is a
-// *BadJobError that names what is wrong.
-func ParseJob(raw []byte) (Job, error) {
-	var job Job
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return job, badJob("the %q field is empty", StreamField)
-	}
-	if err := json.Unmarshal(raw, &job); err != nil {
-		return job, badJob("the %q field is not a valid job JSON object: %v", StreamField, err)
-	}
-	if err := job.Validate(); err != nil {
-		return job, err
-	}
-	return job, nil
 }
 
 // Validate checks the fields a delivery cannot do without.

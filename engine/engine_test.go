@@ -45,7 +45,7 @@ func TestDeliversArticleJobsOnceSigned(t *testing.T) {
 		if ev.Created.UnixMilli() != mustStreamMillis(t, sid) {
 			t.Errorf("job %s: created %v is not the stream id's time", sid, ev.Created)
 		}
-		if string(ev.MetaData) != `{"ip_address":"192.168.1.1"}` {
+		if string(ev.MetaData) != `{"ip_address": "192.168.1.1"}` {
 			t.Errorf("job %s: metaData %s", sid, ev.MetaData)
 		}
 	}

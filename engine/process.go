@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -96,12 +95,7 @@ func (e *Engine) deferTask(ctx context.Context, t task) {
 func (e *Engine) finish(ctx context.Context, t task, o outcome) {
 	r := entryOutcome{task: t, outcome: o}
 	if o.event != nil {
-		var err error
-		if r.event, err = json.Marshal(o.event); err != nil {
-			// Only a bug can get here; the entry stays pending.
-			e.log.Error("encode status event", "entry", t.entryID, "error", err)
-			return
-		}
+		r.event = o.event.AppendJSON(make([]byte, 0, 512+len(o.event.Job)+len(o.event.Response)))
 	}
 	// The first try goes through the batching recorder; retries after a
 	// failure go on their own, so one bad batch cannot hold the others.
