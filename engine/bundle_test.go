@@ -74,6 +74,22 @@ func (b *bundle) startEngine(t *testing.T, cfg Config) (e *Engine, stop func()) 
 	return e, stop
 }
 
+// deliverOne runs one job (webhook id "w-1") through an engine whose
+// configuration configure may change, against a receiver answering with
+// respond, and returns the job's final status event and the receiver.
+func deliverOne(t *testing.T, configure func(*Config), respond func(int, *http.Request, http.ResponseWriter)) (*bundle, sendhooks.StatusEvent, *receiver) {
+	t.Helper()
+	b := setup(t)
+	rc := newReceiver(t, respond)
+	cfg := b.cfg
+	if configure != nil {
+		configure(&cfg)
+	}
+	b.start(t, cfg)
+	id := b.addJob(t, job(rc.URL, "w-1"))
+	return b, b.finals(t, 1)[id], rc
+}
+
 // addJob writes a job document into the jobs stream, as a producer would.
 func (b *bundle) addJob(t *testing.T, doc string) string {
 	t.Helper()

@@ -91,13 +91,7 @@ func mustStreamMillis(t *testing.T, id string) int64 {
 
 func TestSecretHeaderCanBeTurnedOff(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rc := newReceiver(t, answer(http.StatusNoContent))
-	cfg := b.cfg
-	cfg.SendSecretHashHeader = false
-	b.start(t, cfg)
-	b.addJob(t, job(rc.URL, "w1"))
-	b.finals(t, 1)
+	_, _, rc := deliverOne(t, func(c *Config) { c.SendSecretHashHeader = false }, answer(http.StatusNoContent))
 	h := rc.got()[0].header
 	if h.Get("X-Secret-Hash") != "" {
 		t.Errorf("secret header sent although turned off")
@@ -163,8 +157,7 @@ func (b *bundle) waitAcked(t *testing.T) {
 
 func TestFailsTwiceThenDeliversOnAttemptThree(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rc := newReceiver(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+	b, final, rc := deliverOne(t, nil, func(n int, _ *http.Request, w http.ResponseWriter) {
 		if n <= 2 {
 			w.WriteHeader(http.StatusInternalServerError)
 			_, _ = io.WriteString(w, "database is down")
@@ -172,10 +165,6 @@ func TestFailsTwiceThenDeliversOnAttemptThree(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	b.start(t, b.cfg)
-	id := b.addJob(t, job(rc.URL, "flaky"))
-
-	final := b.finals(t, 1)[id]
 	if final.Status != sendhooks.StatusSuccess || final.NumberOfTries != 3 || final.Attempt != 3 {
 		t.Fatalf("final event: %+v", final)
 	}
@@ -189,7 +178,7 @@ func TestFailsTwiceThenDeliversOnAttemptThree(t *testing.T) {
 		t.Fatalf("want 2 retry events, got %d: %+v", len(retries), retries)
 	}
 	for i, ev := range retries {
-		if ev.Attempt != i+1 || ev.StatusCode != 500 || ev.StreamID != id ||
+		if ev.Attempt != i+1 || ev.StatusCode != 500 || ev.StreamID != final.StreamID ||
 			!strings.Contains(ev.DeliveryError, "500") || ev.Response != "database is down" ||
 			ev.NextAttemptAt.IsZero() || ev.Job == "" {
 			t.Errorf("retry event %d: %+v", i, ev)
@@ -199,19 +188,14 @@ func TestFailsTwiceThenDeliversOnAttemptThree(t *testing.T) {
 	for _, r := range rc.got() {
 		ids[r.header.Get("webhook-id")] = true
 	}
-	if len(ids) != 1 || !ids["flaky"] {
+	if len(ids) != 1 || !ids["w-1"] {
 		t.Errorf("webhook-id must stay the same across attempts: %v", ids)
 	}
 }
 
 func TestAlwaysFailingEndsFailedAndDeadLettered(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rc := newReceiver(t, answer(http.StatusInternalServerError))
-	b.start(t, b.cfg)
-	id := b.addJob(t, job(rc.URL, "doomed"))
-
-	final := b.finals(t, 1)[id]
+	b, final, rc := deliverOne(t, nil, answer(http.StatusInternalServerError))
 	attempts := len(b.cfg.RetrySchedule) + 1
 	if final.Status != sendhooks.StatusFailed || final.NumberOfTries != attempts ||
 		!strings.Contains(final.DeliveryError, "500 Internal Server Error") {
@@ -224,7 +208,7 @@ func TestAlwaysFailingEndsFailedAndDeadLettered(t *testing.T) {
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead-letter stream: %v %v", dead, err)
 	}
-	if dead[0].Values["data"] != job(rc.URL, "doomed") || dead[0].Values["origin"] != id {
+	if dead[0].Values["data"] != job(rc.URL, "w-1") || dead[0].Values["origin"] != final.StreamID {
 		t.Errorf("dead letter keeps the job as written: %v", dead[0].Values)
 	}
 	b.waitAcked(t)
@@ -232,11 +216,7 @@ func TestAlwaysFailingEndsFailedAndDeadLettered(t *testing.T) {
 
 func TestGoneEndsTheJobAtOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rc := newReceiver(t, answer(http.StatusGone))
-	b.start(t, b.cfg)
-	id := b.addJob(t, job(rc.URL, "gone"))
-	final := b.finals(t, 1)[id]
+	_, final, _ := deliverOne(t, nil, answer(http.StatusGone))
 	if final.Status != sendhooks.StatusFailed || final.NumberOfTries != 1 || !strings.Contains(final.DeliveryError, "410") {
 		t.Fatalf("final event: %+v", final)
 	}
@@ -265,8 +245,7 @@ func TestRedirectIsAFailedAttemptNotFollowed(t *testing.T) {
 
 func TestRetryAfterMovesTheNextAttempt(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rc := newReceiver(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+	b, final, _ := deliverOne(t, nil, func(n int, _ *http.Request, w http.ResponseWriter) {
 		if n == 1 {
 			w.Header().Set("Retry-After", "2")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -274,9 +253,6 @@ func TestRetryAfterMovesTheNextAttempt(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	b.start(t, b.cfg)
-	id := b.addJob(t, job(rc.URL, "throttled"))
-	final := b.finals(t, 1)[id]
 	if final.Status != sendhooks.StatusSuccess || final.NumberOfTries != 2 {
 		t.Fatalf("final event: %+v", final)
 	}
@@ -291,21 +267,10 @@ func TestRetryAfterMovesTheNextAttempt(t *testing.T) {
 
 func TestRequestTimeoutFailsTheAttempt(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(_ int, r *http.Request, w http.ResponseWriter) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	t.Cleanup(func() { close(release) })
-	cfg := b.cfg
-	cfg.RequestTimeout = 200 * time.Millisecond
-	cfg.RetrySchedule = nil
-	b.start(t, cfg)
-	id := b.addJob(t, job(rc.URL, "hangs"))
-	final := b.finals(t, 1)[id]
+	_, final, _ := deliverOne(t, func(c *Config) {
+		c.RequestTimeout = 200 * time.Millisecond
+		c.RetrySchedule = nil
+	}, func(_ int, r *http.Request, _ http.ResponseWriter) { <-r.Context().Done() })
 	if final.Status != sendhooks.StatusFailed || !strings.Contains(final.DeliveryError, "no answer within the request timeout") {
 		t.Fatalf("final event: %+v", final)
 	}
