@@ -60,7 +60,6 @@ func newDeliverer(c Config) *deliverer {
 		// address check meaningless.
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          c.NumWorkers * 2,
 		MaxIdleConnsPerHost:   c.MaxPerHost,
 		IdleConnTimeout:       90 * time.Second,

@@ -58,8 +58,9 @@ type Engine struct {
 	hosts    *hostLimiter
 	metrics  *metrics
 
-	slots    chan struct{} // one token per worker; held from read to acknowledgement
-	inFlight sync.Map      // entry id -> struct{}: jobs this engine is working on
+	slots    chan struct{}   // one token per worker; held from read to acknowledgement
+	work     chan dispatched // entries handed to the workers
+	inFlight sync.Map        // entry id -> struct{}: jobs this engine is working on
 	workers  sync.WaitGroup
 	redisOK  atomic.Bool
 }
@@ -77,6 +78,9 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 		recorder: newRecorder(rdb, k),
 		hosts:    newHostLimiter(cfg.MaxPerHost),
 		slots:    make(chan struct{}, cfg.NumWorkers),
+		// As many places as slots: a send never waits, since every entry
+		// sent holds a slot.
+		work: make(chan dispatched, cfg.NumWorkers),
 	}
 	e.metrics = newMetrics(e)
 	return e
@@ -109,13 +113,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	var recording sync.WaitGroup
 	recording.Go(func() { e.recorder.run(recCtx) })
 
+	// A fixed pool of workers rather than a goroutine per job: their
+	// stacks, grown by the HTTP client, are kept from job to job.
+	for range e.cfg.NumWorkers {
+		e.workers.Go(func() { e.worker(workCtx) })
+	}
+
 	var loops sync.WaitGroup
-	loops.Go(func() { e.readLoop(ctx, workCtx) })
+	loops.Go(func() { e.readLoop(ctx) })
 	loops.Go(func() { e.forwardLoop(ctx) })
 	loops.Wait()
 
 	deadline := time.AfterFunc(e.cfg.ShutdownTimeout, cancelWork)
 	defer deadline.Stop()
+	close(e.work)
 	e.workers.Wait()
 	stopRecorder()
 	recording.Wait()
@@ -145,7 +156,7 @@ func (e *Engine) waitForGroup(ctx context.Context) error {
 // then, each round, it claims jobs that any consumer (this one included,
 // when recording an outcome failed) left pending past the visibility
 // timeout, and fills the remaining free workers with new jobs.
-func (e *Engine) readLoop(ctx, workCtx context.Context) {
+func (e *Engine) readLoop(ctx context.Context) {
 	start := "0" // "0" and on: this consumer's pending entries; ">": new entries
 	claimEvery := max(e.cfg.VisibilityTimeout/4, 50*time.Millisecond)
 	nextClaim := time.Now().Add(claimEvery)
@@ -165,11 +176,11 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 		if start == ">" && time.Now().After(nextClaim) {
 			nextClaim = time.Now().Add(claimEvery)
 			var claimed int
-			claimed, claimCursor, err = e.claim(ctx, workCtx, n, claimCursor)
+			claimed, claimCursor, err = e.claim(ctx, n, claimCursor)
 			n -= claimed
 		}
 		if err == nil && n > 0 {
-			start, backlog, err = e.read(ctx, workCtx, n, start)
+			start, backlog, err = e.read(ctx, n, start)
 		} else {
 			e.release(n)
 		}
@@ -194,7 +205,7 @@ func (e *Engine) readLoop(ctx, workCtx context.Context) {
 // read takes up to n entries from start (see readLoop), dispatches them,
 // gives back the slots it did not use, and returns where to read next and
 // whether it got all n (so more are likely waiting).
-func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (next string, full bool, err error) {
+func (e *Engine) read(ctx context.Context, n int, start string) (next string, full bool, err error) {
 	var streams []redis.XStream
 	streams, err = e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: e.keys.group, Consumer: e.cfg.ConsumerName,
@@ -207,7 +218,7 @@ func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (next s
 	e.release(n - len(msgs))
 	pending := start != ">"
 	for _, msg := range msgs {
-		e.dispatch(workCtx, msg, pending)
+		e.dispatch(msg, pending)
 	}
 	if errors.Is(err, redis.Nil) {
 		err = nil
@@ -226,7 +237,7 @@ func (e *Engine) read(ctx, workCtx context.Context, n int, start string) (next s
 // claim takes over up to n entries pending for longer than the visibility
 // timeout, dispatches them, and returns how many it took (their slots are
 // kept; the rest of n is still the caller's) and the scan cursor to go on from.
-func (e *Engine) claim(ctx, workCtx context.Context, n int, cursor string) (int, string, error) {
+func (e *Engine) claim(ctx context.Context, n int, cursor string) (int, string, error) {
 	msgs, next, err := e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: e.keys.jobs, Group: e.keys.group, Consumer: e.cfg.ConsumerName,
 		MinIdle: e.cfg.VisibilityTimeout, Start: cursor, Count: int64(n),
@@ -238,7 +249,7 @@ func (e *Engine) claim(ctx, workCtx context.Context, n int, cursor string) (int,
 		e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
 	}
 	for _, msg := range msgs {
-		e.dispatch(workCtx, msg, true)
+		e.dispatch(msg, true)
 	}
 	return len(msgs), next, nil
 }
@@ -270,24 +281,35 @@ func (e *Engine) forwardLoop(ctx context.Context) {
 	}
 }
 
-// dispatch starts a worker for one stream entry; the caller holds a slot
+// dispatched is a stream entry on its way to a worker.
+type dispatched struct {
+	msg     redis.XMessage
+	pending bool // read from a pending list, not as a new entry
+}
+
+// dispatch hands one stream entry to the workers; the caller holds a slot
 // for it, which the worker gives back when done. An entry already being
 // worked on here (claimed again while its delivery is slow) is skipped.
-func (e *Engine) dispatch(workCtx context.Context, msg redis.XMessage, pending bool) {
+func (e *Engine) dispatch(msg redis.XMessage, pending bool) {
 	if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
 		e.release(1)
 		return
 	}
-	e.workers.Go(func() {
-		defer e.release(1)
-		defer e.inFlight.Delete(msg.ID)
-		if pending && len(msg.Values) == 0 {
+	e.work <- dispatched{msg: msg, pending: pending}
+}
+
+// worker works entries until the work channel is closed.
+func (e *Engine) worker(workCtx context.Context) {
+	for d := range e.work {
+		if d.pending && len(d.msg.Values) == 0 {
 			// A pending entry whose stream entry was deleted: nothing to deliver.
-			e.ackDeleted(workCtx, msg.ID)
-			return
+			e.ackDeleted(workCtx, d.msg.ID)
+		} else {
+			e.process(workCtx, newTask(d.msg))
 		}
-		e.process(workCtx, newTask(msg))
-	})
+		e.inFlight.Delete(d.msg.ID)
+		e.release(1)
+	}
 }
 
 func (e *Engine) ackDeleted(ctx context.Context, id string) {
