@@ -111,10 +111,6 @@ func (d *deliverer) deliver(ctx context.Context, t task) attemptResult {
 
 // request builds the signed POST for one attempt.
 func (d *deliverer) request(ctx context.Context, t task, now time.Time) (*http.Request, error) {
-	key, err := SigningKey(t.job.SecretHash)
-	if err != nil {
-		return nil, err
-	}
 	body := t.job.Body()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.job.URL, bytes.NewReader(body))
 	if err != nil {
@@ -126,8 +122,8 @@ func (d *deliverer) request(ctx context.Context, t task, now time.Time) (*http.R
 	h.Set("User-Agent", d.userAgent)
 	h.Set(HeaderWebhookID, id)
 	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	if key != nil {
-		h.Set(HeaderWebhookSignature, Sign(key, id, now, body))
+	if t.key != nil {
+		h.Set(HeaderWebhookSignature, Sign(t.key, id, now, body))
 	}
 	if d.secretHeader != "" && t.job.SecretHash != "" {
 		h.Set(d.secretHeader, t.job.SecretHash)

@@ -88,8 +88,9 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 
 // Run delivers jobs until ctx is done, then stops gracefully (see the
 // package comment for the order) and returns nil. It returns an error only
-// when it cannot start: the metrics address is taken, or ctx ends before
-// the consumer group could be created.
+// when it cannot start because the metrics address is taken. While Redis
+// cannot be reached it keeps trying, reporting not-ready. Run may be
+// called once per Engine.
 func (e *Engine) Run(ctx context.Context) error {
 	stopOps, err := e.serveOps()
 	if err != nil {
@@ -97,8 +98,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	defer stopOps()
 
-	if err := e.waitForGroup(ctx); err != nil {
-		return err
+	if !e.waitForGroup(ctx) {
+		e.log.Info("engine stopped before Redis could be reached")
+		return nil
 	}
 	e.log.Info("engine started", "stream", e.keys.jobs, "group", e.keys.group,
 		"consumer", e.cfg.ConsumerName, "workers", e.cfg.NumWorkers)
@@ -135,18 +137,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// waitForGroup creates the consumer group, retrying while Redis is away.
-func (e *Engine) waitForGroup(ctx context.Context) error {
+// waitForGroup creates the consumer group, retrying while Redis is away;
+// false if ctx ended first.
+func (e *Engine) waitForGroup(ctx context.Context) bool {
 	var b backoff
 	for {
 		err := ensureGroup(ctx, e.rdb, e.keys)
 		if err == nil {
 			e.redisOK.Store(true)
-			return nil
+			return true
 		}
 		e.redisDown("create consumer group", err)
 		if !b.wait(ctx) {
-			return fmt.Errorf("engine stopped before it could start: %w", err)
+			return false
 		}
 	}
 }

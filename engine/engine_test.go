@@ -117,9 +117,11 @@ func TestBadJobsFailClearlyAndGoodOnesAroundThemDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good2 := b.addJob(t, job(rc.URL, "good-2"))
+	badKey := b.addJob(t, `{"url": "`+rc.URL+`", "data": {}, "secretHash": "whsec_not*base64"}`)
+	const whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	good2 := b.addJob(t, `{"url": "`+rc.URL+`", "webhookId": "good-2", "data": {"n": 2}, "secretHash": "`+whsec+`"}`)
 
-	finals := b.finals(t, 6)
+	finals := b.finals(t, 7)
 	for _, id := range []string{good1, good2} {
 		if finals[id].Status != sendhooks.StatusSuccess {
 			t.Errorf("good job %s: %+v", id, finals[id])
@@ -130,6 +132,7 @@ func TestBadJobsFailClearlyAndGoodOnesAroundThemDeliver(t *testing.T) {
 		noURL:     `the job has no "url"`,
 		ftp:       `the url "ftp://files.example/x" is not http or https`,
 		noData:    `the stream entry has no "data" field (fields: "payload")`,
+		badKey:    `secretHash's whsec_ value is not valid base64`,
 	} {
 		ev := finals[id]
 		if ev.Status != sendhooks.StatusFailed || !strings.Contains(ev.DeliveryError, want) ||
@@ -140,8 +143,17 @@ func TestBadJobsFailClearlyAndGoodOnesAroundThemDeliver(t *testing.T) {
 	if ev := finals[ftp]; ev.WebhookID != "ftp-job" || ev.URL != "ftp://files.example/x" {
 		t.Errorf("bad job keeps what could be read of it: %+v", ev)
 	}
-	if n := len(rc.got()); n != 2 {
-		t.Errorf("receiver got %d requests, want 2", n)
+	reqs := rc.got()
+	if len(reqs) != 2 {
+		t.Fatalf("receiver got %d requests, want 2", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.header.Get("webhook-id") != "good-2" {
+			continue
+		}
+		if err := verifyAsReceiver(whsec, r.header, r.body, time.Now()); err != nil {
+			t.Errorf("whsec_ signature does not verify: %v", err)
+		}
 	}
 	b.waitAcked(t)
 }

@@ -294,3 +294,32 @@ func get(t *testing.T, url string, wantCode int) string {
 	}
 	return string(body)
 }
+
+func TestTwoEnginesShareOneStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusOK))
+	for _, name := range []string{"engine-a", "engine-b"} {
+		cfg := b.cfg
+		cfg.ConsumerName = name
+		b.start(t, cfg)
+	}
+	const n = 40
+	for i := range n {
+		b.addJob(t, job(rc.URL, fmt.Sprintf("shared-%d", i)))
+	}
+	b.finals(t, n) // fails on a second final status for any job
+	perWebhook := map[string]int{}
+	for _, r := range rc.got() {
+		perWebhook[r.header.Get("webhook-id")]++
+	}
+	for id, count := range perWebhook {
+		if count != 1 {
+			t.Errorf("%s delivered %d times by two healthy engines, want once", id, count)
+		}
+	}
+	if len(perWebhook) != n {
+		t.Errorf("%d webhooks delivered, want %d", len(perWebhook), n)
+	}
+	b.waitAcked(t)
+}

@@ -21,7 +21,8 @@ type task struct {
 	deferrals int    // times put back because the receiver host was busy
 	raw       string // the job document as written
 	job       sendhooks.Job
-	bad       error // why the job can never be delivered, if it can't
+	key       []byte // the signing key from the job's secretHash; nil: unsigned
+	bad       error  // why the job can never be delivered, if it can't
 }
 
 // newTask reads a stream entry. It never fails: an entry that cannot be
@@ -43,7 +44,14 @@ func newTask(msg redis.XMessage) task {
 		return t
 	}
 	t.raw = raw
-	t.job, t.bad = sendhooks.ParseJob([]byte(raw))
+	if t.job, t.bad = sendhooks.ParseJob([]byte(raw)); t.bad != nil {
+		return t
+	}
+	if key, err := SigningKey(t.job.SecretHash); err != nil {
+		t.bad = &sendhooks.BadJobError{Reason: err.Error()}
+	} else {
+		t.key = key
+	}
 	return t
 }
 
