@@ -1,0 +1,54 @@
+// Command sendhooks-monitor tails the engine's status stream into MongoDB
+// and serves the JSON API on BACKEND_PORT. It is configured by the
+// environment; see docs/monitor.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/web"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sendhooks-monitor:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := monitor.LoadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var handler slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(os.Stderr, opts)
+	}
+	log := slog.New(handler)
+	if cfg.APIToken == "" {
+		log.Warn("SENDHOOKS_API_TOKEN is not set: the API is open to anyone who can reach BACKEND_PORT")
+	}
+
+	svc, err := monitor.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	api := web.NewAPI(svc.Store(), svc.Retrier(), web.APIConfig{
+		AllowedOrigins: cfg.AllowedOrigins,
+		Token:          cfg.APIToken,
+		Ready:          svc.Ready,
+		Metrics:        svc.Gatherer(),
+		Logger:         log,
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return svc.Run(ctx, api)
+}

@@ -1,0 +1,136 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/internal/mongotest"
+	"github.com/sendhooks/sendhooks/internal/redistest"
+)
+
+const (
+	testStream = "hooks-status"
+	testGroup  = "sendhooks-monitor"
+)
+
+// testEnv is a real Redis and an embedded FerretDB with a store on it.
+type testEnv struct {
+	redis *redistest.Server
+	rdb   *redis.Client
+	mongo *mongotest.Server
+	store *Store
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{redis: redistest.Start(t), mongo: mongotest.Start(t)}
+	e.rdb = e.redis.Client(t)
+	var err error
+	if e.store, err = OpenStore(e.mongo.URI(), e.mongo.Database()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.store.Close(context.Background()) })
+	return e
+}
+
+// startIngester runs an ingester as consumer until the test ends and
+// returns its metrics registry.
+func (e *testEnv) startIngester(t *testing.T, consumer string, tune func(*Ingester)) *prometheus.Registry {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	in := NewIngester(e.rdb, e.store, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)), testStream, testGroup, consumer)
+	in.Block, in.Backoff, in.MaxBackoff = 100*time.Millisecond, 20*time.Millisecond, 200*time.Millisecond
+	in.WriteTimeout = 3 * time.Second
+	if tune != nil {
+		tune(in)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = in.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return reg
+}
+
+// add writes raw as the data of a status-stream entry.
+func (e *testEnv) add(t *testing.T, raw string) string {
+	t.Helper()
+	id, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: testStream, Values: []any{sendhooks.StreamField, raw}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// addEvents writes the events, as the engine would.
+func (e *testEnv) addEvents(t *testing.T, evs ...Event) {
+	t.Helper()
+	for _, ev := range evs {
+		b, err := json.Marshal(ev.StatusEvent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.add(t, string(b))
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hooks returns every stored hook by id.
+func (e *testEnv) hooks(t *testing.T) map[string]Hook {
+	t.Helper()
+	hs, err := e.store.Find(context.Background(), Filter{}, 10_000)
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]Hook, len(hs))
+	for _, h := range hs {
+		m[h.ID] = h
+	}
+	return m
+}
+
+// pending is the number of events read by the group and not acknowledged.
+func (e *testEnv) pending(t *testing.T) int64 {
+	t.Helper()
+	p, err := e.rdb.XPending(context.Background(), testStream, testGroup).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Count
+}
+
+// counter reads a counter of reg by name.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && strings.HasSuffix(name, "_total") {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
+}

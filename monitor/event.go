@@ -1,0 +1,112 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// Event is one status event read from the status stream.
+type Event struct {
+	// EntryID is the status-stream entry id the event was read under.
+	EntryID string
+	sendhooks.StatusEvent
+}
+
+// Key is the id of the hook document the event belongs to: the jobs-stream
+// id the engine reports, or for the old engine's events the producer's
+// webhookId.
+func (e Event) Key() string {
+	if e.StreamID != "" {
+		return e.StreamID
+	}
+	return e.WebhookID
+}
+
+// intFields are the event's whole-number keys; older producers may have
+// written them as strings.
+var intFields = map[string]bool{"payloadSize": true, "numberOfTries": true, "attempt": true, "statusCode": true}
+
+// ParseEvent reads the JSON document of a status event in any of the three
+// spellings in use: the new engine's, the old engine's (time.String
+// timestamps, no attempt numbers) and the old monitor's snake_case keys
+// (webhook_id, delivery_error). Whole numbers may be given as strings. An
+// event must name its job (streamId or webhookId) and carry a status.
+func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
+	var ev sendhooks.StatusEvent
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return ev, fmt.Errorf("not a JSON object: %w", err)
+	}
+	norm := make(map[string]json.RawMessage, len(fields))
+	for k, v := range fields {
+		k = camelCase(k)
+		if intFields[k] {
+			v = unquoteNumber(v)
+		}
+		if _, dup := norm[k]; dup && bytes.Equal(v, []byte(`""`)) {
+			continue // an empty spelling never hides a filled one
+		}
+		norm[k] = v
+	}
+	b, err := json.Marshal(norm)
+	if err != nil {
+		return ev, fmt.Errorf("re-encode: %w", err)
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return ev, fmt.Errorf("not a status event: %w", err)
+	}
+	ev.Status = sendhooks.Status(strings.ToLower(strings.TrimSpace(string(ev.Status))))
+	switch {
+	case ev.StreamID == "" && ev.WebhookID == "":
+		return ev, errors.New("the event has neither streamId nor webhookId")
+	case ev.Status == "":
+		return ev, errors.New("the event has no status")
+	}
+	ev.Attempt, ev.NumberOfTries = max(ev.Attempt, 0), max(ev.NumberOfTries, 0)
+	return ev, nil
+}
+
+// camelCase turns snake_case keys (webhook_id) into the engine's spelling
+// (webhookId) and leaves other keys alone.
+func camelCase(k string) string {
+	if !strings.Contains(k, "_") {
+		return k
+	}
+	var b strings.Builder
+	upper := false
+	for _, r := range k {
+		switch {
+		case r == '_':
+			upper = b.Len() > 0
+		case upper:
+			b.WriteRune(unicode.ToUpper(r))
+			upper = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// unquoteNumber turns "12" into 12 and "" into 0; other values stay.
+func unquoteNumber(v json.RawMessage) json.RawMessage {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return v
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return json.RawMessage("0")
+	}
+	if _, err := strconv.Atoi(s); err == nil {
+		return json.RawMessage(s)
+	}
+	return v
+}

@@ -1,0 +1,250 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+func ptime(s string) *time.Time {
+	t := at(s).Time
+	return &t
+}
+
+func TestIngestThreeSpellings(t *testing.T) {
+	e := newTestEnv(t)
+	reg := e.startIngester(t, "m1", nil)
+	for _, line := range fixtureLines(t) {
+		e.add(t, string(line))
+	}
+	e.addEvents(t, attemptEvent("1700000000000-0", 1, sendhooks.StatusRetrying), attemptEvent("1700000000000-0", 2, sendhooks.StatusSuccess))
+
+	eventually(t, 20*time.Second, "4 hooks stored", func() bool { return len(e.hooks(t)) == 4 })
+	got := e.hooks(t)
+	want := map[string]Hook{
+		"webhook-12345": {URL: "https://receiver.example/hook", Status: sendhooks.StatusSuccess,
+			Created: ptime("2024-05-24T23:06:16.053Z"), Delivered: ptime("2024-05-24T23:06:16.181Z"),
+			ExternalID: "webhook-12345", PayloadSize: 245, NumberOfTries: 1},
+		"webhook-12346": {URL: "https://receiver.example/hook", Status: sendhooks.StatusFailed,
+			Created: ptime("2024-05-24T23:07:01.5Z"), Error: "webhook sending failed with status: 500, response body: ",
+			ExternalID: "webhook-12346", PayloadSize: 245, NumberOfTries: 5},
+		"webhook-12347": {URL: "https://receiver.example/hook", Status: sendhooks.StatusSuccess,
+			Created: ptime("2024-05-25T10:00:00Z"), Delivered: ptime("2024-05-25T10:00:01Z"),
+			ExternalID: "webhook-12347", NumberOfTries: 1},
+	}
+	for id, w := range want {
+		h := got[id]
+		if h.IDCopy != id || h.URL != w.URL || h.Status != w.Status || !h.Created.Equal(*w.Created) ||
+			!sameTime(h.Delivered, w.Delivered) || h.Error != w.Error || h.ExternalID != w.ExternalID ||
+			h.PayloadSize != w.PayloadSize || h.NumberOfTries != w.NumberOfTries || len(h.Attempts) != 0 || h.Version != 1 {
+			t.Errorf("%s:\n got %+v\nwant %+v", id, h, w)
+		}
+	}
+	h := got["1700000000000-0"]
+	if h.Status != sendhooks.StatusSuccess || h.ExternalID != "wh-1700000000000-0" || h.MessageID != "msg-1700000000000-0" ||
+		h.StreamID != "1700000000000-0" || h.NumberOfTries != 2 || len(h.Attempts) != 2 ||
+		h.Attempts[0].StatusCode != 500 || h.Attempts[0].Error != "receiver answered 500" || h.Attempts[0].DurationMs != 10 ||
+		!sameTime(h.Attempts[0].NextAttemptAt, ptime("2026-01-01T10:02:00Z")) ||
+		h.Attempts[1].StatusCode != 200 || string(h.MetaData) != `{"tenant":"t1"}` || h.Job == "" {
+		t.Errorf("new engine's hook: %+v", h)
+	}
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	if n := counter(t, reg, "sendhooks_monitor_events_ingested_total"); n != 5 {
+		t.Errorf("ingested %v events, want 5", n)
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func TestIngestOutOfOrderAndDuplicateEvents(t *testing.T) {
+	e := newTestEnv(t)
+	e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 2 }) // several batches
+	const sid = "1700000000001-0"
+	e.addEvents(t,
+		attemptEvent(sid, 3, sendhooks.StatusFailed),
+		attemptEvent(sid, 1, sendhooks.StatusRetrying),
+		attemptEvent(sid, 3, sendhooks.StatusFailed),
+		attemptEvent(sid, 2, sendhooks.StatusRetrying),
+		attemptEvent(sid, 1, sendhooks.StatusRetrying),
+	)
+	last := e.add(t, `{"webhookId":"sentinel","status":"success"}`)
+	eventually(t, 20*time.Second, "sentinel stored", func() bool { _, ok := e.hooks(t)["sentinel"]; return ok })
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	h := e.hooks(t)[sid]
+	if h.Status != sendhooks.StatusFailed || h.NumberOfTries != 3 || len(h.Attempts) != 3 || h.Error != "receiver answered 500" {
+		t.Fatalf("after %s: %+v", last, h)
+	}
+
+	// A retry by hand: attempts 4 (retrying) and 5 (success) arrive, 5 first.
+	e.addEvents(t, attemptEvent(sid, 5, sendhooks.StatusSuccess), attemptEvent(sid, 4, sendhooks.StatusRetrying))
+	eventually(t, 20*time.Second, "hand retry stored", func() bool { return len(e.hooks(t)[sid].Attempts) == 5 })
+	h = e.hooks(t)[sid]
+	if h.Status != sendhooks.StatusSuccess || h.NumberOfTries != 5 || h.Error != "" || h.Delivered == nil {
+		t.Fatalf("after the hand retry: %+v", h)
+	}
+}
+
+func TestIngestUnparsableEvents(t *testing.T) {
+	e := newTestEnv(t)
+	reg := e.startIngester(t, "m1", nil)
+	e.add(t, "not json")
+	e.add(t, `{"status":"success"}`)
+	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: testStream, Values: []any{"other", "x"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.add(t, `{"webhookId":"good","status":"failed","deliveryError":"gone"}`)
+	eventually(t, 20*time.Second, "the good event stored", func() bool { return e.hooks(t)["good"].Status == sendhooks.StatusFailed })
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	if n := counter(t, reg, "sendhooks_monitor_event_parse_failures_total"); n != 3 {
+		t.Fatalf("%v parse failures counted, want 3", n)
+	}
+	if n := len(e.hooks(t)); n != 1 {
+		t.Fatalf("%d hooks stored, want 1", n)
+	}
+}
+
+// flow writes two events (attempt 1 retrying, attempt 2 success) for each of
+// the jobs [from, to).
+func flow(t *testing.T, e *testEnv, from, to int) {
+	for i := from; i < to; i++ {
+		sid := fmt.Sprintf("1700000000%03d-0", i)
+		e.addEvents(t, attemptEvent(sid, 1, sendhooks.StatusRetrying), attemptEvent(sid, 2, sendhooks.StatusSuccess))
+	}
+}
+
+// checkFlow checks that the jobs [0, n) each have exactly their two attempts.
+func checkFlow(t *testing.T, e *testEnv, n int) {
+	t.Helper()
+	hooks := e.hooks(t)
+	if len(hooks) != n {
+		t.Fatalf("%d hooks, want %d", len(hooks), n)
+	}
+	for id, h := range hooks {
+		if h.Status != sendhooks.StatusSuccess || len(h.Attempts) != 2 || h.Attempts[0].Number != 1 || h.Attempts[1].Number != 2 {
+			t.Fatalf("%s: %+v", id, h)
+		}
+	}
+	stored, err := e.store.events.CountDocuments(context.Background(), bson.D{})
+	if err != nil || stored != int64(2*n) {
+		t.Fatalf("%d events stored (%v), want %d: each once", stored, err, 2*n)
+	}
+}
+
+func flowDone(e *testEnv, t *testing.T, n int) func() bool {
+	return func() bool {
+		hooks := e.hooks(t)
+		done := 0
+		for _, h := range hooks {
+			if h.Status == sendhooks.StatusSuccess && len(h.Attempts) == 2 {
+				done++
+			}
+		}
+		return done == n
+	}
+}
+
+func TestIngestSurvivesMongoDBOutage(t *testing.T) {
+	e := newTestEnv(t)
+	reg := e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 16 })
+	flow(t, e, 0, 10)
+	eventually(t, 20*time.Second, "first hooks stored", func() bool { return len(e.hooks(t)) > 0 })
+
+	e.mongo.Stop(t)
+	flow(t, e, 10, 30)
+	if err := e.store.Ping(context.Background()); err == nil {
+		t.Fatal("MongoDB answers while stopped")
+	}
+	eventually(t, 20*time.Second, "a write failed while MongoDB is down", func() bool {
+		return counter(t, reg, "sendhooks_monitor_write_failures_total") > 0
+	})
+	flow(t, e, 30, 40)
+	e.mongo.Restart(t)
+
+	eventually(t, 60*time.Second, "all 40 jobs stored", flowDone(e, t, 40))
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	checkFlow(t, e, 40)
+	if n := counter(t, reg, "sendhooks_monitor_events_ingested_total"); n != 80 {
+		t.Fatalf("ingested %v events, want 80", n)
+	}
+}
+
+func TestIngestResumesPendingAndClaimsStaleEvents(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	if err := e.rdb.XGroupCreateMkStream(ctx, testStream, testGroup, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	flow(t, e, 0, 6)
+	// Two consumers read three jobs each and die before acknowledging.
+	for _, consumer := range []string{"m1", "dead"} {
+		err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: testGroup, Consumer: consumer, Streams: []string{testStream, ">"}, Count: 6}).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.pending(t); n != 12 {
+		t.Fatalf("%d pending, want 12", n)
+	}
+	// m1 comes back: it takes its own pending events first, and the dead
+	// consumer's once they are stale.
+	e.startIngester(t, "m1", func(in *Ingester) { in.ClaimIdle, in.ClaimEvery = 200*time.Millisecond, 100*time.Millisecond })
+	eventually(t, 30*time.Second, "all 6 jobs stored", flowDone(e, t, 6))
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	checkFlow(t, e, 6)
+}
+
+// TestConcurrentApplyConverges has writers race on the same hooks: the
+// optimistic concurrency must keep every writer's events.
+func TestConcurrentApplyConverges(t *testing.T) {
+	e := newTestEnv(t)
+	const writers, jobs = 6, 3
+	errs := make(chan error, writers)
+	for w := 1; w <= writers; w++ {
+		go func() {
+			var evs []Event
+			for j := range jobs {
+				evs = append(evs, attemptEvent(fmt.Sprintf("1700000000%03d-0", j), w, sendhooks.StatusRetrying))
+			}
+			errs <- e.store.Apply(context.Background(), evs)
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	hooks := e.hooks(t)
+	if len(hooks) != jobs {
+		t.Fatalf("%d hooks, want %d", len(hooks), jobs)
+	}
+	for id, h := range hooks {
+		if len(h.Attempts) != writers || h.NumberOfTries != writers {
+			t.Fatalf("%s has %d attempts, %d tries; want %d", id, len(h.Attempts), h.NumberOfTries, writers)
+		}
+	}
+}
+
+func TestIngestSurvivesRedisCrash(t *testing.T) {
+	e := newTestEnv(t)
+	e.startIngester(t, "m1", nil)
+	flow(t, e, 0, 10)
+	eventually(t, 20*time.Second, "first jobs stored", flowDone(e, t, 10))
+	e.redis.Kill(t)
+	// The ingester keeps retrying while Redis is gone.
+	e.redis.Restart(t)
+	flow(t, e, 10, 20)
+	eventually(t, 30*time.Second, "all 20 jobs stored", flowDone(e, t, 20))
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	checkFlow(t, e, 20)
+}

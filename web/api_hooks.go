@@ -1,0 +1,137 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+// maxBulkRetry bounds how many hooks one bulk retry queues.
+const maxBulkRetry = 1000
+
+// listMeta is the paging part of the list answer.
+type listMeta struct {
+	TotalItems   int64 `json:"totalItems"`
+	TotalPages   int64 `json:"totalPages"`
+	CurrentPage  int   `json:"currentPage"`
+	ItemsPerPage int   `json:"itemsPerPage"`
+}
+
+// listAnswer is the list's data/meta envelope.
+type listAnswer struct {
+	Data []monitor.Hook `json:"data"`
+	Meta listMeta       `json:"meta"`
+}
+
+// listHooks answers GET /hooks: one page of the hooks the filters select,
+// newest created first.
+func (a *api) listHooks(c echo.Context) error {
+	p := newParams(c.QueryParams(), append([]string{"page", "limit"}, filterParams...)...)
+	page := p.intIn("page", defaultPage, 1, 1_000_000)
+	limit := p.intIn("limit", defaultLimit, 1, maxLimit)
+	f := p.filter()
+	if p.err != nil {
+		return p.err
+	}
+	res, err := a.store.List(c.Request().Context(), f, page, limit)
+	if err != nil {
+		return err
+	}
+	data := res.Hooks
+	if data == nil {
+		data = []monitor.Hook{}
+	}
+	return c.JSON(http.StatusOK, listAnswer{Data: data, Meta: listMeta{
+		TotalItems:   res.Total,
+		TotalPages:   (res.Total + int64(limit) - 1) / int64(limit),
+		CurrentPage:  page,
+		ItemsPerPage: limit,
+	}})
+}
+
+// getHook answers GET /hooks/:id.
+func (a *api) getHook(c echo.Context) error {
+	h, err := a.hook(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h)
+}
+
+// hook loads the hook named by the path's id.
+func (a *api) hook(c echo.Context) (monitor.Hook, error) {
+	id := c.Param("id")
+	h, err := a.store.Get(c.Request().Context(), id)
+	if errors.Is(err, monitor.ErrNotFound) {
+		return h, &statusError{http.StatusNotFound, apiError{Code: "HOOK_NOT_FOUND", Description: fmt.Sprintf("no webhook has the id %q", id)}}
+	}
+	return h, err
+}
+
+// retryHook answers POST /hooks/:id/retry: the hook's job goes back on the
+// jobs stream as its next attempt.
+func (a *api) retryHook(c echo.Context) error {
+	h, err := a.hook(c)
+	if err != nil {
+		return err
+	}
+	q, err := a.retrier.Retry(c.Request().Context(), h)
+	if errors.Is(err, monitor.ErrNotRetriable) {
+		return &statusError{http.StatusConflict, apiError{Code: "NOT_RETRIABLE", Description: err.Error()}}
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, q)
+}
+
+// bulkRetryAnswer says what a bulk retry did.
+type bulkRetryAnswer struct {
+	// Matched is how many failed hooks the filters selected (at most
+	// maxBulkRetry are looked at).
+	Matched int `json:"matched"`
+	// Queued is how many of them were put back on the jobs stream.
+	Queued int `json:"queued"`
+	// Skipped is how many could not be retried (no job payload known).
+	Skipped int `json:"skipped"`
+	// Truncated says that more hooks matched than one call retries.
+	Truncated bool             `json:"truncated"`
+	Hooks     []monitor.Queued `json:"hooks"`
+}
+
+// retryHooks answers POST /hooks/retry: the failed hooks that the list's
+// filters select go back on the jobs stream.
+func (a *api) retryHooks(c echo.Context) error {
+	p := newParams(c.QueryParams(), filterParams...)
+	f := p.filter()
+	if p.err != nil {
+		return p.err
+	}
+	if len(f.Statuses) > 0 && !slices.Equal(f.Statuses, []sendhooks.Status{sendhooks.StatusFailed}) {
+		return badParameter("status must be failed or left out: only failed webhooks are retried in bulk, got %q", c.QueryParam("status"))
+	}
+	f.Statuses = []sendhooks.Status{sendhooks.StatusFailed}
+	hooks, err := a.store.Find(c.Request().Context(), f, maxBulkRetry+1)
+	if err != nil {
+		return err
+	}
+	ans := bulkRetryAnswer{Hooks: []monitor.Queued{}}
+	if len(hooks) > maxBulkRetry {
+		hooks, ans.Truncated = hooks[:maxBulkRetry], true
+	}
+	queued, err := a.retrier.RetryAll(c.Request().Context(), hooks)
+	if err != nil {
+		return err
+	}
+	ans.Matched, ans.Queued, ans.Skipped = len(hooks), len(queued), len(hooks)-len(queued)
+	if queued != nil {
+		ans.Hooks = queued
+	}
+	return c.JSON(http.StatusAccepted, ans)
+}

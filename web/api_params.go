@@ -1,0 +1,138 @@
+package web
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+// Defaults and bounds of the list's paging.
+const (
+	defaultPage  = 1
+	defaultLimit = 10
+	maxLimit     = 100
+)
+
+// filterParams are the query parameters that select hooks.
+var filterParams = []string{"status", "createdStartDate", "createdEndDate", "deliveredStartDate", "deliveredEndDate", "search"}
+
+// statuses are the values the status parameter accepts.
+var statuses = []sendhooks.Status{sendhooks.StatusSuccess, sendhooks.StatusFailed, sendhooks.StatusRetrying}
+
+// params reads query parameters. Its methods record the first error, so
+// that a handler reads all it needs and then checks err once.
+type params struct {
+	q   url.Values
+	err error
+}
+
+// newParams checks that q holds only the allowed parameters, each once,
+// so that a key such as status[$ne] is refused, not ignored.
+func newParams(q url.Values, allowed ...string) *params {
+	p := &params{q: q}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch {
+		case !slices.Contains(allowed, k):
+			p.fail(badParameter("unknown parameter %q; allowed: %s", k, strings.Join(allowed, ", ")))
+		case len(q[k]) > 1:
+			p.fail(badParameter("%s must be given once, got %d values", k, len(q[k])))
+		}
+	}
+	return p
+}
+
+func (p *params) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// intIn reads a whole number from lo to hi; missing or empty means def.
+func (p *params) intIn(name string, def, lo, hi int) int {
+	s := strings.TrimSpace(p.q.Get(name))
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		p.fail(badParameter("%s must be a whole number from %d to %d, got %q", name, lo, hi, s))
+		return def
+	}
+	return n
+}
+
+// time reads an ISO date (2024-05-24) or an RFC 3339 time. A date alone
+// means the start of that day (UTC), or its end when endOfDay is set.
+func (p *params) time(name string, endOfDay bool) time.Time {
+	s := strings.TrimSpace(p.q.Get(name))
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		p.fail(badParameter("%s must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got %q", name, s))
+		return time.Time{}
+	}
+	if endOfDay {
+		return d.AddDate(0, 0, 1).Add(-time.Millisecond)
+	}
+	return d
+}
+
+// duration reads a Go duration of at least lo; missing means def.
+func (p *params) duration(name string, def, lo time.Duration) time.Duration {
+	s := strings.TrimSpace(p.q.Get(name))
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo {
+		p.fail(badParameter("%s must be a duration of at least %s such as 1h or 15m, got %q", name, lo, s))
+		return def
+	}
+	return d
+}
+
+// filter reads the parameters that select hooks.
+func (p *params) filter() monitor.Filter {
+	f := monitor.Filter{
+		CreatedFrom:   p.time("createdStartDate", false),
+		CreatedTo:     p.time("createdEndDate", true),
+		DeliveredFrom: p.time("deliveredStartDate", false),
+		DeliveredTo:   p.time("deliveredEndDate", true),
+		Search:        p.q.Get("search"),
+	}
+	for _, s := range strings.Split(p.q.Get("status"), ",") {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(statuses, sendhooks.Status(s)) {
+			p.fail(badParameter("status must be success, failed or retrying (or a comma list of them), got %q", p.q.Get("status")))
+			break
+		}
+		f.Statuses = append(f.Statuses, sendhooks.Status(s))
+	}
+	p.checkRange("createdStartDate", f.CreatedFrom, "createdEndDate", f.CreatedTo)
+	p.checkRange("deliveredStartDate", f.DeliveredFrom, "deliveredEndDate", f.DeliveredTo)
+	return f
+}
+
+func (p *params) checkRange(fromName string, from time.Time, toName string, to time.Time) {
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		p.fail(badParameter("%s must not be before %s", toName, fromName))
+	}
+}

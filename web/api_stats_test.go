@@ -1,0 +1,68 @@
+package web
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+func TestStats(t *testing.T) {
+	a := startAPI(t, APIConfig{})
+	job := func(sid, url, created string, final sendhooks.Status, durations ...float64) []sendhooks.StatusEvent {
+		var evs []sendhooks.StatusEvent
+		for i, d := range durations {
+			status := sendhooks.StatusRetrying
+			if i == len(durations)-1 {
+				status = final
+			}
+			ev := engineEvent(sid, i+1, status, d)
+			ev.URL, ev.Created = url, ts(created)
+			evs = append(evs, ev)
+		}
+		return evs
+	}
+	var evs []sendhooks.StatusEvent
+	evs = append(evs, job("1-0", "https://u1.example/", "2026-01-02T10:00:00Z", sendhooks.StatusSuccess, 100, 200)...)
+	evs = append(evs, job("2-0", "https://u2.example/", "2026-01-02T13:00:00Z", sendhooks.StatusFailed, 300, 400, 500)...)
+	evs = append(evs, job("3-0", "https://u2.example/", "2026-01-02T13:30:00Z", sendhooks.StatusFailed, 50)...)
+	evs = append(evs, job("4-0", "https://u1.example/", "2026-01-02T01:00:00Z", sendhooks.StatusRetrying, 10)...)
+	evs = append(evs, oldEvent("out-of-range", "https://u2.example/", sendhooks.StatusFailed, "2026-01-03T00:00:00Z", ""))
+	a.seed(t, evs...)
+
+	var got monitor.Stats
+	a.getJSON(t, "/api/sendhooks/v1/stats?from=2026-01-02&to=2026-01-02&bucket=6h", &got)
+	rate := 1.0 / 3
+	want := monitor.Stats{
+		From: ts("2026-01-02T00:00:00Z").Time, To: ts("2026-01-02T23:59:59.999Z").Time, Bucket: "6h0m0s",
+		Total:    4,
+		ByStatus: map[sendhooks.Status]int{"success": 1, "failed": 2, "retrying": 1},
+		Buckets: []monitor.Bucket{
+			{Start: ts("2026-01-02T00:00:00Z").Time, Counts: map[sendhooks.Status]int{"retrying": 1}},
+			{Start: ts("2026-01-02T06:00:00Z").Time, Counts: map[sendhooks.Status]int{"success": 1}},
+			{Start: ts("2026-01-02T12:00:00Z").Time, Counts: map[sendhooks.Status]int{"failed": 2}},
+			{Start: ts("2026-01-02T18:00:00Z").Time, Counts: map[sendhooks.Status]int{}},
+		},
+		SuccessRate:      &rate,
+		Latency:          monitor.Latency{Count: 7, P50: 200, P95: 500, P99: 500},
+		FailingEndpoints: []monitor.Endpoint{{URL: "https://u2.example/", Failed: 2, Total: 2, FailureRate: 1}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
+	}
+
+	bad := []struct{ query, description string }{
+		{"bucket=1s", `bucket must be a duration of at least 1m0s such as 1h or 15m, got "1s"`},
+		{"from=2026-01-03&to=2026-01-02", `to must not be before from`},
+		{"from=2026-01-01&to=2026-02-01&bucket=1m", `bucket 1m0s splits the range into 46080 buckets; at most 1000 are allowed`},
+		{"since=1h", `unknown parameter "since"; allowed: from, to, bucket`},
+	}
+	for _, b := range bad {
+		status, _, body := a.do(t, http.MethodGet, "/api/sendhooks/v1/stats?"+b.query, nil)
+		if want := errorBody(t, "BAD_PARAMETER", b.description); status != http.StatusBadRequest || body != want {
+			t.Errorf("%s: %d %s, want 400 %s", b.query, status, body, want)
+		}
+	}
+}
