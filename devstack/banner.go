@@ -1,0 +1,56 @@
+package devstack
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"text/template"
+)
+
+type bannerInfo struct {
+	api, redis, mongo            string
+	embeddedRedis, embeddedMongo bool
+}
+
+var bannerTemplate = template.Must(template.New("banner").Parse(`
+Sendhooks is running (dev stack: engine + monitor in one process)
+
+  API         {{.API}}/api/sendhooks/v1/hooks
+  Redis       {{.Redis}}{{if .EmbeddedRedis}}  (embedded, in memory: nothing survives a restart){{end}}
+  MongoDB     {{.Mongo}}{{if .EmbeddedMongo}}  (embedded FerretDB, files under the data dir){{end}}
+  Engine      allows private networks and retries after {{.Schedule}} (dev settings)
+
+Send a first webhook, signed, to the built-in demo receiver:
+
+  redis-cli -p {{.RedisPort}} XADD hooks '*' data '{"url":"{{.API}}/demo/receiver/ok","webhookId":"hello-1","data":{"hello":"world"},"secretHash":"{{.Secret}}"}'
+
+or without redis-cli:
+
+  curl -X POST {{.API}}/demo/send -d '{"url":"{{.API}}/demo/receiver/flaky","webhookId":"hello-2","data":{"hello":"again"},"secretHash":"{{.Secret}}"}'
+
+then see it:  curl {{.API}}/api/sendhooks/v1/hooks
+Receivers: /demo/receiver/ok, /demo/receiver/flaky (fails twice), /demo/receiver/fail (always).
+Stop with Ctrl-C.
+`))
+
+func printBanner(w io.Writer, b bannerInfo) {
+	_, port, _ := net.SplitHostPort(b.redis)
+	schedule := make([]string, len(RetrySchedule))
+	for i, d := range RetrySchedule {
+		schedule[i] = d.String()
+	}
+	err := bannerTemplate.Execute(w, map[string]any{
+		"API":           "http://" + loopbackAddr(b.api),
+		"Redis":         b.redis,
+		"RedisPort":     port,
+		"Mongo":         b.mongo,
+		"EmbeddedRedis": b.embeddedRedis,
+		"EmbeddedMongo": b.embeddedMongo,
+		"Schedule":      strings.Join(schedule, ", "),
+		"Secret":        DemoSecret,
+	})
+	if err != nil {
+		fmt.Fprintln(w, "sendhooks-dev: print banner:", err)
+	}
+}

@@ -1,0 +1,193 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/engine"
+	"github.com/sendhooks/sendhooks/internal/redistest"
+)
+
+// stack is the engine and the monitor, wired as in production, on a real
+// redis-server and the embedded MongoDB-wire server.
+type stack struct {
+	api string
+	rdb *redis.Client
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	srv := redistest.Start(t)
+	o := Options{
+		RedisURL:      "redis://" + srv.Addr(),
+		APIAddr:       freeAddr(t),
+		DataDir:       t.TempDir(),
+		RetrySchedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond},
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	s := &stack{api: "http://" + o.APIAddr, rdb: srv.Client(t)}
+	waitFor(t, "the API to answer", func() bool { return s.get(t, "/readyz", nil) == http.StatusOK })
+	return s
+}
+
+func (s *stack) get(t *testing.T, path string, into any) int {
+	t.Helper()
+	resp, err := http.Get(s.api + path)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("GET %s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (s *stack) send(t *testing.T, job string) string {
+	t.Helper()
+	id, err := s.rdb.XAdd(context.Background(), &redis.XAddArgs{
+		Stream: sendhooks.DefaultJobStream, Values: []any{sendhooks.StreamField, job},
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// hookView is the part of the API's webhook that the tests read.
+type hookView struct {
+	ID            string `json:"id"`
+	ExternalID    string `json:"externalId"`
+	Status        string `json:"status"`
+	Error         string `json:"error"`
+	NumberOfTries int    `json:"numberOfTries"`
+	Attempts      []struct {
+		Number     int    `json:"number"`
+		StatusCode int    `json:"statusCode"`
+		Error      string `json:"error"`
+	} `json:"attempts"`
+}
+
+// waitHook waits until the API shows the hook with the wanted status and
+// number of attempts, and returns it.
+func (s *stack) waitHook(t *testing.T, id, status string, tries int) hookView {
+	t.Helper()
+	var h hookView
+	waitFor(t, fmt.Sprintf("hook %s %s after %d attempts", id, status, tries), func() bool {
+		h = hookView{}
+		return s.get(t, "/api/sendhooks/v1/hooks/"+id, &h) == http.StatusOK &&
+			h.Status == status && h.NumberOfTries == tries && len(h.Attempts) == tries
+	})
+	return h
+}
+
+func TestDeliveredAndFailedJobsShowInTheAPIWithTheirAttempts(t *testing.T) {
+	s := startStack(t)
+	ok := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer ok.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+
+	var delivered []string
+	for i := range 3 {
+		delivered = append(delivered, s.send(t, fmt.Sprintf(`{"url":%q,"webhookId":"ok-%d","data":{"n":%d}}`, ok.URL, i, i)))
+	}
+	failed := s.send(t, fmt.Sprintf(`{"url":%q,"webhookId":"broken","data":{}}`, broken.URL))
+
+	for i, id := range delivered {
+		h := s.waitHook(t, id, "success", 1)
+		if h.ExternalID != fmt.Sprintf("ok-%d", i) || h.Attempts[0].StatusCode != 200 {
+			t.Errorf("delivered hook %s: %+v", id, h)
+		}
+	}
+	h := s.waitHook(t, failed, "failed", 3)
+	for i, a := range h.Attempts {
+		if a.Number != i+1 || a.StatusCode != 500 || a.Error != "receiver answered 500 Internal Server Error" {
+			t.Errorf("attempt %d: %+v", i+1, a)
+		}
+	}
+	var list struct {
+		Meta struct {
+			TotalItems int `json:"totalItems"`
+		} `json:"meta"`
+	}
+	if s.get(t, "/api/sendhooks/v1/hooks?status=failed", &list); list.Meta.TotalItems != 1 {
+		t.Errorf("failed filter: %d hooks, want 1", list.Meta.TotalItems)
+	}
+}
+
+func TestRetryThroughTheAPIDeliversOnceTheReceiverWorks(t *testing.T) {
+	s := startStack(t)
+	const secret = DemoSecret
+	var working atomic.Bool
+	var mu sync.Mutex
+	var last http.Header
+	var lastBody []byte
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !working.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		last, lastBody = r.Header.Clone(), body
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+
+	id := s.send(t, fmt.Sprintf(`{"url":%q,"webhookId":"retry-me","data":{"a":1},"secretHash":%q}`, receiver.URL, secret))
+	s.waitHook(t, id, "failed", 3)
+
+	working.Store(true)
+	resp, err := http.Post(s.api+"/api/sendhooks/v1/hooks/"+id+"/retry", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", resp.StatusCode, body)
+	}
+
+	h := s.waitHook(t, id, "success", 4)
+	if h.Attempts[3].StatusCode != 200 || h.Error != "" {
+		t.Errorf("after the retry: %+v", h)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !bytes.Equal(lastBody, []byte(`{"a":1}`)) || last.Get("webhook-id") != "retry-me" {
+		t.Errorf("retried delivery: webhook-id %q body %s", last.Get("webhook-id"), lastBody)
+	}
+	key, _ := engine.SigningKey(secret)
+	var ts int64
+	fmt.Sscan(last.Get("webhook-timestamp"), &ts)
+	if want := engine.Sign(key, "retry-me", time.Unix(ts, 0), lastBody); last.Get("webhook-signature") != want {
+		t.Errorf("retried delivery is not signed with the job's secret: %q, want %q", last.Get("webhook-signature"), want)
+	}
+}
