@@ -213,6 +213,18 @@ func (rc *receiver) got() []received {
 	return append([]received(nil), rc.requests...)
 }
 
+// failFirst answers the first times requests with code and body, then 200.
+func failFirst(times, code int, body string) func(int, *http.Request, http.ResponseWriter) {
+	return func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n > times {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
 // answer responds with a fixed status code.
 func answer(code int) func(int, *http.Request, http.ResponseWriter) {
 	return func(_ int, _ *http.Request, w http.ResponseWriter) { w.WriteHeader(code) }

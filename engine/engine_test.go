@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -169,14 +168,7 @@ func (b *bundle) waitAcked(t *testing.T) {
 
 func TestFailsTwiceThenDeliversOnAttemptThree(t *testing.T) {
 	t.Parallel()
-	b, final, rc := deliverOne(t, nil, func(n int, _ *http.Request, w http.ResponseWriter) {
-		if n <= 2 {
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(w, "database is down")
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	b, final, rc := deliverOne(t, nil, failFirst(2, http.StatusInternalServerError, "database is down"))
 	if final.Status != sendhooks.StatusSuccess || final.NumberOfTries != 3 || final.Attempt != 3 {
 		t.Fatalf("final event: %+v", final)
 	}

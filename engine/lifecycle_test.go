@@ -53,13 +53,7 @@ func (g *gate) respond(_ int, r *http.Request, w http.ResponseWriter) {
 func TestRetriesSurviveAnEngineRestart(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rc := newReceiver(t, func(n int, _ *http.Request, w http.ResponseWriter) {
-		if n == 1 {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc := newReceiver(t, failFirst(1, http.StatusBadGateway, ""))
 	cfg := b.cfg
 	cfg.RetrySchedule = []time.Duration{time.Second}
 	stop := b.start(t, cfg)
@@ -238,13 +232,7 @@ func TestKeepsWorkingThroughARedisRestart(t *testing.T) {
 func TestMetricsAndHealth(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rc := newReceiver(t, func(n int, _ *http.Request, w http.ResponseWriter) {
-		if n == 1 {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc := newReceiver(t, failFirst(1, http.StatusInternalServerError, ""))
 	e, _ := b.startEngine(t, b.cfg)
 	ops := httptest.NewServer(e.Handler())
 	t.Cleanup(ops.Close)
