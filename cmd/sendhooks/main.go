@@ -5,6 +5,7 @@
 // Usage:
 //
 //	sendhooks [-config FILE]
+//	sendhooks send -url URL [-data JSON] ...   (enqueue one job; see sendhooks send -h)
 //
 // Without -config it reads ./config.json, else /root/config.json, else
 // runs on defaults; SENDHOOKS_* environment variables override either.
@@ -20,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/client/sendcmd"
 	"github.com/sendhooks/sendhooks/engine"
 )
 
@@ -31,6 +33,12 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "send" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		cmd := sendcmd.Command{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+		return cmd.Run(ctx, os.Args[2:])
+	}
 	configFlag := flag.String("config", "", "config file (default ./config.json, else /root/config.json, else built-in defaults)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
