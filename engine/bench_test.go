@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +38,7 @@ func BenchmarkDelivery(b *testing.B) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 		var next atomic.Int64
 		var wg sync.WaitGroup
+		cpu := startCPU(b, nil)
 		b.ResetTimer()
 		for range workers {
 			wg.Go(func() {
@@ -51,6 +55,7 @@ func BenchmarkDelivery(b *testing.B) {
 		}
 		wg.Wait()
 		b.StopTimer()
+		cpu.report()
 		reportRate(b, rc)
 	})
 
@@ -85,6 +90,7 @@ func BenchmarkDelivery(b *testing.B) {
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 
+		cpu := startCPU(b, rdb)
 		b.ResetTimer()
 		go func() { done <- New(cfg, engineRdb, discardLogger()).Run(runCtx) }()
 		for {
@@ -98,6 +104,7 @@ func BenchmarkDelivery(b *testing.B) {
 			time.Sleep(2 * time.Millisecond)
 		}
 		b.StopTimer()
+		cpu.report()
 		stop()
 		if err := <-done; err != nil {
 			b.Fatal(err)
@@ -131,3 +138,54 @@ func reportRate(b *testing.B, rc *countingReceiver) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// cpuMeter measures CPU time spent during a benchmark, by this process
+// (engine or client, and the receiver) and by redis-server, per delivery.
+// Unlike throughput it hardly depends on what else the machine is doing.
+type cpuMeter struct {
+	b         *testing.B
+	rdb       *redis.Client // nil: no Redis in this measurement
+	proc, srv time.Duration
+}
+
+func startCPU(b *testing.B, rdb *redis.Client) *cpuMeter {
+	m := &cpuMeter{b: b, rdb: rdb}
+	m.proc, m.srv = processCPU(b), redisCPU(b, rdb)
+	return m
+}
+
+func (m *cpuMeter) report() {
+	n := float64(m.b.N)
+	m.b.ReportMetric(float64((processCPU(m.b)-m.proc).Microseconds())/n, "cpu-µs/delivery")
+	if m.rdb != nil {
+		m.b.ReportMetric(float64((redisCPU(m.b, m.rdb)-m.srv).Microseconds())/n, "redis-cpu-µs/delivery")
+	}
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is redis-server's CPU time so far, from INFO cpu.
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	if rdb == nil {
+		return 0
+	}
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}

@@ -47,6 +47,9 @@ type deliverer struct {
 	client       *http.Client
 	userAgent    string
 	secretHeader string // "" when the older engine's secret header is off
+	// timeout bounds each attempt, through the request's context rather
+	// than http.Client.Timeout, which starts a goroutine per request.
+	timeout time.Duration
 }
 
 func newDeliverer(c Config) *deliverer {
@@ -69,13 +72,13 @@ func newDeliverer(c Config) *deliverer {
 	d := &deliverer{
 		client: &http.Client{
 			Transport: transport,
-			Timeout:   c.RequestTimeout,
 			// A redirect is a failed attempt that says where it pointed:
 			// following it would send the payload somewhere the producer
 			// did not name.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		userAgent: "Sendhooks/" + sendhooks.Version,
+		timeout:   c.RequestTimeout,
 	}
 	if c.SendSecretHashHeader {
 		d.secretHeader = c.SecretHashHeaderName
@@ -88,7 +91,9 @@ func (d *deliverer) close() { d.client.CloseIdleConnections() }
 // deliver makes one attempt at POSTing the task's job.
 func (d *deliverer) deliver(ctx context.Context, t task) attemptResult {
 	res := attemptResult{started: time.Now()}
-	req, err := d.request(ctx, t, res.started)
+	attemptCtx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	req, err := d.request(attemptCtx, t, res.started)
 	if err != nil {
 		res.err, res.permanent = err, true
 		return res
