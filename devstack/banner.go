@@ -9,13 +9,14 @@ import (
 )
 
 type bannerInfo struct {
-	api, redis, mongo            string
+	api, dashboard, redis, mongo string
 	embeddedRedis, embeddedMongo bool
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
 Sendhooks is running (dev stack: engine + monitor in one process)
 
+  Dashboard   {{.Dashboard}}  (open: no login in the dev stack)
   API         {{.API}}/api/sendhooks/v1/hooks
   Redis       {{.Redis}}{{if .EmbeddedRedis}}  (embedded, in memory: nothing survives a restart){{end}}
   MongoDB     {{.Mongo}}{{if .EmbeddedMongo}}  (embedded FerretDB, files under the data dir){{end}}
@@ -29,7 +30,7 @@ or without redis-cli:
 
   curl -X POST {{.API}}/demo/send -d '{"url":"{{.API}}/demo/receiver/flaky","webhookId":"hello-2","data":{"hello":"again"},"secretHash":"{{.Secret}}"}'
 
-then see it:  curl {{.API}}/api/sendhooks/v1/hooks
+then see it on {{.Dashboard}} or:  curl {{.API}}/api/sendhooks/v1/hooks
 Receivers: /demo/receiver/ok, /demo/receiver/flaky (fails twice), /demo/receiver/fail (always).
 Stop with Ctrl-C.
 `))
@@ -42,6 +43,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	}
 	err := bannerTemplate.Execute(w, map[string]any{
 		"API":           "http://" + loopbackAddr(b.api),
+		"Dashboard":     "http://" + loopbackAddr(b.dashboard),
 		"Redis":         b.redis,
 		"RedisPort":     port,
 		"Mongo":         b.mongo,

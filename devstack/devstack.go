@@ -77,9 +77,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("-api-addr %s: %w", o.APIAddr, err)
 	}
-	svc, api, err := newMonitor(redisOpts, mongoURI, o.Log)
+	defer apiLn.Close()
+	dashLn, err := net.Listen("tcp", o.DashboardAddr)
 	if err != nil {
-		apiLn.Close()
+		return fmt.Errorf("-dashboard-addr %s: %w", o.DashboardAddr, err)
+	}
+	defer dashLn.Close()
+	svc, api, dashboard, err := newMonitor(redisOpts, mongoURI, o.Log)
+	if err != nil {
 		return err
 	}
 	rdb := redis.NewClient(redisOpts)
@@ -87,12 +92,10 @@ func Run(ctx context.Context, o Options) error {
 	demo := newDemo(rdb, apiLn.Addr().String(), o.Log)
 	eng, err := newEngine(redisOpts, o.RetrySchedule)
 	if err != nil {
-		apiLn.Close()
 		return err
 	}
 	engRdb, err := engine.NewRedisClient(eng)
 	if err != nil {
-		apiLn.Close()
 		return err
 	}
 	defer engRdb.Close()
@@ -100,10 +103,14 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Go(func() { errs <- engine.New(eng, engRdb, o.Log.With("part", "engine")).Run(ctx) })
-	wg.Go(func() { errs <- svc.Serve(ctx, apiLn, demo.wrap(api)) })
+	wg.Go(func() {
+		errs <- svc.Serve(ctx,
+			monitor.Listener{Name: "api", Listener: apiLn, Handler: demo.wrap(api)},
+			monitor.Listener{Name: "dashboard", Listener: dashLn, Handler: dashboard})
+	})
 
 	printBanner(o.Banner, bannerInfo{
-		api: apiLn.Addr().String(), redis: redisOpts.Addr, mongo: mongoURI,
+		api: apiLn.Addr().String(), dashboard: dashLn.Addr().String(), redis: redisOpts.Addr, mongo: mongoURI,
 		embeddedRedis: o.RedisURL == "", embeddedMongo: o.MongoURI == "",
 	})
 	if o.Demo {
@@ -177,11 +184,11 @@ func newEngine(r *redis.Options, schedule []time.Duration) (engine.Config, error
 	return cfg.Resolve()
 }
 
-// newMonitor is the monitor and its API in the dev stack.
-func newMonitor(r *redis.Options, mongoURI string, log *slog.Logger) (*monitor.Service, http.Handler, error) {
+// newMonitor is the monitor with its API and dashboard in the dev stack.
+func newMonitor(r *redis.Options, mongoURI string, log *slog.Logger) (svc *monitor.Service, api, dashboard http.Handler, err error) {
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis address %q: %w", r.Addr, err)
+		return nil, nil, nil, fmt.Errorf("redis address %q: %w", r.Addr, err)
 	}
 	env := map[string]string{
 		"REDIS_HOST":     host,
@@ -194,18 +201,14 @@ func newMonitor(r *redis.Options, mongoURI string, log *slog.Logger) (*monitor.S
 	}
 	cfg, err := monitor.LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	mlog := log.With("part", "monitor")
-	svc, err := monitor.New(cfg, mlog)
-	if err != nil {
-		return nil, nil, err
+	if svc, err = monitor.New(cfg, mlog); err != nil {
+		return nil, nil, nil, err
 	}
-	api := web.NewAPI(svc.Store(), svc.Retrier(), web.APIConfig{
-		AllowedOrigins: []string{"*"},
-		Ready:          svc.Ready,
-		Metrics:        svc.Gatherer(),
-		Logger:         mlog,
-	})
-	return svc, api, nil
+	api, dashboard = web.ForService(svc,
+		web.APIConfig{AllowedOrigins: []string{"*"}, Logger: mlog},
+		web.DashboardConfig{Logger: mlog})
+	return svc, api, dashboard, nil
 }

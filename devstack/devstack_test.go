@@ -45,10 +45,11 @@ func TestFirstWebhookWithRedisCLI(t *testing.T) {
 	defer receiver.Close()
 
 	o := Options{
-		RedisAddr: freeAddr(t),
-		APIAddr:   freeAddr(t),
-		DataDir:   t.TempDir(),
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RedisAddr:     freeAddr(t),
+		APIAddr:       freeAddr(t),
+		DashboardAddr: freeAddr(t),
+		DataDir:       t.TempDir(),
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	banner := &syncWriter{}
 	o.Banner = banner
@@ -103,6 +104,15 @@ func TestFirstWebhookWithRedisCLI(t *testing.T) {
 	})
 	if h := list.Data[0]; h.ExternalID != "hello-1" || h.Status != "success" || h.NumberOfTries != 1 {
 		t.Errorf("API shows %+v", h)
+	}
+	resp, err := http.Get("http://" + o.DashboardAddr + "/?status=success")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), ">hello-1<") {
+		t.Errorf("dashboard list: status %d, hello-1 shown: %t", resp.StatusCode, strings.Contains(string(page), "hello-1"))
 	}
 	waitFor(t, "the banner's redis-cli command", func() bool {
 		return strings.Contains(banner.String(), "redis-cli -p "+port+" XADD hooks")

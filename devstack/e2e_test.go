@@ -34,6 +34,7 @@ func startStack(t *testing.T) *stack {
 	o := Options{
 		RedisURL:      "redis://" + srv.Addr(),
 		APIAddr:       freeAddr(t),
+		DashboardAddr: freeAddr(t),
 		DataDir:       t.TempDir(),
 		RetrySchedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond},
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),

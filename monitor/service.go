@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,20 +79,33 @@ func (s *Service) Ready(ctx context.Context) error {
 	return s.store.Ping(ctx)
 }
 
-// Run serves api on BACKEND_PORT and ingests the status stream until ctx
-// is done; then it stops reading, finishes the batch in hand, shuts the
-// server down and closes its connections. It returns an error only when
-// the server cannot listen or fails.
-func (s *Service) Run(ctx context.Context, api http.Handler) error {
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(s.cfg.BackendPort))
+// Listener is one HTTP server of the monitor: what it serves, and where.
+type Listener struct {
+	Name     string // for logs and errors: "api", "dashboard"
+	Listener net.Listener
+	Handler  http.Handler
+}
+
+// Run serves api on BACKEND_PORT and dashboard on DASHBOARD_PORT, and
+// ingests the status stream, until ctx is done (see Serve).
+func (s *Service) Run(ctx context.Context, api, dashboard http.Handler) error {
+	apiLn, err := net.Listen("tcp", ":"+strconv.Itoa(s.cfg.BackendPort))
 	if err != nil {
 		return fmt.Errorf("listen on BACKEND_PORT %d: %w", s.cfg.BackendPort, err)
 	}
-	return s.Serve(ctx, ln, api)
+	dashLn, err := net.Listen("tcp", ":"+strconv.Itoa(s.cfg.DashboardPort))
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("listen on DASHBOARD_PORT %d: %w", s.cfg.DashboardPort, err)
+	}
+	return s.Serve(ctx, Listener{"api", apiLn, api}, Listener{"dashboard", dashLn, dashboard})
 }
 
-// Serve is Run on a listener of the caller's.
-func (s *Service) Serve(ctx context.Context, ln net.Listener, api http.Handler) error {
+// Serve runs an HTTP server on each listener and ingests the status stream
+// until ctx is done or a server fails; then it stops reading, finishes the
+// batch in hand, shuts the servers down and closes its connections. It
+// returns an error only when a server fails.
+func (s *Service) Serve(ctx context.Context, listeners ...Listener) error {
 	defer s.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -99,32 +113,69 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener, api http.Handler) 
 	wg.Go(func() { s.ensureIndexes(ctx) })
 	wg.Go(func() { _ = s.ingester.Run(ctx) })
 
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	wg.Go(func() { served <- srv.Serve(ln) })
-	s.log.Info("monitor started", "api", ln.Addr().String(), "stream", s.cfg.StreamKey,
+	servers := make([]*http.Server, len(listeners))
+	failed := make(chan error, len(listeners))
+	for i, l := range listeners {
+		srv := &http.Server{Handler: l.Handler, ReadHeaderTimeout: 10 * time.Second}
+		servers[i] = srv
+		wg.Go(func() {
+			if err := srv.Serve(l.Listener); !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("serve %s: %w", l.Name, err)
+			}
+		})
+		s.log.Info("monitor serving", "server", l.Name, "addr", l.Listener.Addr().String())
+	}
+	s.log.Info("monitor started", "stream", s.cfg.StreamKey,
 		"group", s.cfg.ConsumerGroup, "consumer", s.cfg.ConsumerName)
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-served:
+	case serveErr = <-failed:
 		cancel()
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		s.log.Warn("HTTP server shutdown", "err", err)
+	for i, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			s.log.Warn("HTTP server shutdown", "server", listeners[i].Name, "err", err)
+		}
 	}
 	wg.Wait()
-	if serveErr == nil {
-		serveErr = <-served
-	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return fmt.Errorf("serve API: %w", serveErr)
-	}
 	s.log.Info("monitor stopped")
-	return nil
+	return serveErr
+}
+
+// EngineQueues is where the engine's work stands in Redis.
+type EngineQueues struct {
+	RetrySet int64 // jobs waiting in the retry set
+	Lag      int64 // jobs-stream entries not yet read by any engine group (Redis 7)
+	Pending  int64 // jobs read by an engine and not yet acknowledged
+}
+
+// EngineQueues reads where the engine's work stands (ReadEngineQueues).
+func (s *Service) EngineQueues(ctx context.Context) (EngineQueues, error) {
+	return ReadEngineQueues(ctx, s.rdb, s.cfg.JobStreamKey)
+}
+
+// ReadEngineQueues reads the size of the engine's retry set and its
+// consumer groups' lag and pending counts on jobStream.
+func ReadEngineQueues(ctx context.Context, rdb *redis.Client, jobStream string) (EngineQueues, error) {
+	var q EngineQueues
+	n, err := rdb.ZCard(ctx, jobStream+"-retry").Result()
+	if err != nil {
+		return q, fmt.Errorf("size of %s-retry: %w", jobStream, err)
+	}
+	q.RetrySet = n
+	groups, err := rdb.XInfoGroups(ctx, jobStream).Result()
+	if err != nil && !strings.Contains(err.Error(), "no such key") {
+		return q, fmt.Errorf("consumer groups of %s: %w", jobStream, err)
+	}
+	for _, g := range groups {
+		q.Lag += max(g.Lag, 0)
+		q.Pending += g.Pending
+	}
+	return q, nil
 }
 
 // ensureIndexes creates the indexes, retrying until MongoDB answers.

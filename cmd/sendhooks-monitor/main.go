@@ -1,6 +1,7 @@
-// Command sendhooks-monitor tails the engine's status stream into MongoDB
-// and serves the JSON API on BACKEND_PORT. It is configured by the
-// environment; see docs/monitor.md.
+// Command sendhooks-monitor tails the engine's status stream into MongoDB,
+// serves the JSON API on BACKEND_PORT and the dashboard on DASHBOARD_PORT.
+// It is configured by the environment; see docs/monitor.md and
+// docs/dashboard.md.
 package main
 
 import (
@@ -37,18 +38,25 @@ func run() error {
 		log.Warn("SENDHOOKS_API_TOKEN is not set: the API is open to anyone who can reach BACKEND_PORT")
 	}
 
+	dash, err := web.LoadDashboardConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	dash.Logger = log
+	if dash.User == "" {
+		log.Warn("SENDHOOKS_DASHBOARD_USER and SENDHOOKS_DASHBOARD_PASSWORD are not set: the dashboard is open to anyone who can reach DASHBOARD_PORT")
+	}
+
 	svc, err := monitor.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	api := web.NewAPI(svc.Store(), svc.Retrier(), web.APIConfig{
+	api, dashboard := web.ForService(svc, web.APIConfig{
 		AllowedOrigins: cfg.AllowedOrigins,
 		Token:          cfg.APIToken,
-		Ready:          svc.Ready,
-		Metrics:        svc.Gatherer(),
 		Logger:         log,
-	})
+	}, dash)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return svc.Run(ctx, api)
+	return svc.Run(ctx, api, dashboard)
 }

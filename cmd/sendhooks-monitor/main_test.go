@@ -75,7 +75,7 @@ func monitorEnv(t *testing.T, rs *redistest.Server, ms *mongotest.Server) ([]str
 	host, port, _ := net.SplitHostPort(rs.Addr())
 	api := strconv.Itoa(freePort(t))
 	return []string{
-		"BACKEND_PORT=" + api, "MONGODB_URI=" + ms.URI(),
+		"BACKEND_PORT=" + api, "DASHBOARD_PORT=" + strconv.Itoa(freePort(t)), "MONGODB_URI=" + ms.URI(),
 		"REDIS_HOST=" + host, "REDIS_PORT=" + port, "CONSUMER_NAME=m1",
 		"LOG_FORMAT=text", "LOG_LEVEL=warn", "ALLOWED_ORIGINS=", "SENDHOOKS_API_TOKEN=",
 	}, "http://127.0.0.1:" + api

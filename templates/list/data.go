@@ -1,0 +1,110 @@
+// Package list is the webhooks list page, its live table fragment and the
+// confirmation page of a bulk retry.
+package list
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strconv"
+
+	"github.com/a-h/templ"
+
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+// Data is one page of the list.
+type Data struct {
+	// Hooks are the hooks of this page.
+	Hooks []monitor.Hook
+	// Total is the number of hooks the filters select.
+	Total int64
+	// Page is this page (1-based), Pages the number of pages, Limit the
+	// hooks per page.
+	Page, Pages, Limit int
+	// Query holds the filter parameters (and limit) of this view, without
+	// the page: links and the live table keep them.
+	Query url.Values
+	// Notice reports what an action did; Problem why the filters failed.
+	Notice, Problem string
+}
+
+// Filtered says whether any filter is set.
+func (d Data) Filtered() bool {
+	for k, v := range d.Query {
+		if k != "limit" && len(v) > 0 && v[0] != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// with is the query of this view on page n.
+func (d Data) with(n int) url.Values {
+	q := url.Values{}
+	for k, v := range d.Query {
+		q[k] = v
+	}
+	if n > 1 {
+		q.Set("page", strconv.Itoa(n))
+	}
+	return q
+}
+
+// PageURL links to page n of this view.
+func (d Data) PageURL(n int) templ.SafeURL {
+	return templ.SafeURL("/?" + d.with(n).Encode())
+}
+
+// TableURL is where the live table of this page is polled.
+func (d Data) TableURL() string {
+	return "/partials/hooks?" + d.with(d.Page).Encode()
+}
+
+// RetryURL is the confirmation page of retrying the failed hooks of this
+// view's filters.
+func (d Data) RetryURL() templ.SafeURL {
+	return templ.SafeURL("/retry-failed?" + d.with(1).Encode())
+}
+
+// HookURL is the detail page of a hook.
+func HookURL(id string) templ.SafeURL {
+	return templ.SafeURL("/hooks/" + url.PathEscape(id))
+}
+
+// linkID is a stable element id for a hook's link, so that htmx keeps the
+// focus on it when the table is refreshed.
+func linkID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "hook-" + hex.EncodeToString(sum[:6])
+}
+
+// Confirm is the confirmation page of a bulk retry.
+type Confirm struct {
+	// Count is how many failed hooks the filters select (up to Max).
+	Count int
+	// Truncated says that more than Max matched; only Max are retried.
+	Truncated bool
+	// Max is how many hooks one bulk retry queues at most.
+	Max int
+	// Query holds the filter parameters, posted back with the confirmation.
+	Query url.Values
+}
+
+// BackURL returns to the list with the same filters.
+func (c Confirm) BackURL() templ.SafeURL {
+	return templ.SafeURL("/?" + c.Query.Encode())
+}
+
+// fields are the hidden inputs that carry the filters, in a stable order.
+func (c Confirm) fields() []field {
+	var out []field
+	for _, k := range sortedKeys(c.Query) {
+		for _, v := range c.Query[k] {
+			out = append(out, field{k, v})
+		}
+	}
+	return out
+}
+
+type field struct{ name, value string }

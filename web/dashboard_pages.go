@@ -1,0 +1,219 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/templates/detail"
+	"github.com/sendhooks/sendhooks/templates/layout"
+	"github.com/sendhooks/sendhooks/templates/list"
+)
+
+// dashboardLimit is the list's default page size.
+const dashboardLimit = 20
+
+// Query parameters of the list that report what a bulk retry did; they
+// are not filters, so links and the live table drop them.
+const (
+	paramQueued  = "queued"
+	paramSkipped = "skipped"
+)
+
+// listQuery reads the list's filters, page and limit from q. It returns
+// the data to show, with Problem set when q is not valid.
+func listQuery(q url.Values) (list.Data, monitor.Filter, error) {
+	p := newParams(q, append([]string{"page", "limit", paramQueued, paramSkipped}, filterParams...)...)
+	page := p.intIn("page", defaultPage, 1, 1_000_000)
+	limit := p.intIn("limit", dashboardLimit, 1, maxLimit)
+	f := p.filter()
+	kept := url.Values{}
+	for _, k := range append([]string{"limit"}, filterParams...) {
+		if v := q.Get(k); v != "" {
+			kept.Set(k, v)
+		}
+	}
+	return list.Data{Page: page, Limit: limit, Query: kept}, f, p.err
+}
+
+// loadList fills d with the page of hooks that f selects.
+func (d *dashboard) loadList(ctx context.Context, data *list.Data, f monitor.Filter) error {
+	res, err := d.store.List(ctx, f, data.Page, data.Limit)
+	if err != nil {
+		return err
+	}
+	data.Hooks, data.Total = res.Hooks, res.Total
+	data.Pages = int((res.Total + int64(data.Limit) - 1) / int64(data.Limit))
+	return nil
+}
+
+// listPage answers GET /: the filters, the live table and the bulk retry.
+func (d *dashboard) listPage(c echo.Context) error {
+	q := c.QueryParams()
+	data, f, err := listQuery(q)
+	status := http.StatusOK
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		status, data.Problem = se.status, se.Description
+	case err != nil:
+		return err
+	default:
+		if err := d.loadList(c.Request().Context(), &data, f); err != nil {
+			return err
+		}
+	}
+	if n := q.Get(paramQueued); n != "" && data.Problem == "" {
+		data.Notice = n + " failed webhooks queued for retry"
+		if s := q.Get(paramSkipped); s != "" && s != "0" {
+			data.Notice += "; " + s + " could not be retried (the engine did not report their payload)"
+		}
+		data.Notice += "."
+	}
+	return render(c, status, list.Page(d.page(c, "Webhooks", layout.NavHooks), data))
+}
+
+// listTable answers GET /partials/hooks: the live table alone.
+func (d *dashboard) listTable(c echo.Context) error {
+	data, f, err := listQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	if err := d.loadList(c.Request().Context(), &data, f); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, list.Table(d.page(c, "Webhooks", layout.NavHooks), data))
+}
+
+// failedFilter narrows f to the failed hooks; ok is false when f selects
+// other statuses only, so no failed hook can match.
+func failedFilter(f monitor.Filter) (monitor.Filter, bool) {
+	if len(f.Statuses) > 0 && !slices.Contains(f.Statuses, sendhooks.StatusFailed) {
+		return f, false
+	}
+	f.Statuses = []sendhooks.Status{sendhooks.StatusFailed}
+	return f, true
+}
+
+// confirmRetry answers GET /retry-failed: how many failed hooks the
+// filters select, and a form to retry them.
+func (d *dashboard) confirmRetry(c echo.Context) error {
+	data, f, err := listQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	data.Query.Del("limit")
+	conf := list.Confirm{Max: maxBulkRetry, Query: data.Query}
+	if f, ok := failedFilter(f); ok {
+		res, err := d.store.List(c.Request().Context(), f, 1, 1)
+		if err != nil {
+			return err
+		}
+		conf.Count, conf.Truncated = int(min(res.Total, maxBulkRetry)), res.Total > maxBulkRetry
+	}
+	return render(c, http.StatusOK, list.ConfirmRetry(d.page(c, "Retry failed webhooks", layout.NavHooks), conf))
+}
+
+// retryFailed answers POST /retry-failed: the failed hooks the posted
+// filters select go back on the jobs stream, and the list says how many.
+func (d *dashboard) retryFailed(c echo.Context) error {
+	form, err := c.FormParams()
+	if err != nil {
+		return badParameter("the form could not be read: %v", err)
+	}
+	form.Del(csrfField)
+	data, f, err := listQuery(form)
+	if err != nil {
+		return err
+	}
+	queued, skipped := 0, 0
+	if f, ok := failedFilter(f); ok {
+		hooks, err := d.store.Find(c.Request().Context(), f, maxBulkRetry)
+		if err != nil {
+			return err
+		}
+		q, err := d.retrier.RetryAll(c.Request().Context(), hooks)
+		if err != nil {
+			return err
+		}
+		queued, skipped = len(q), len(hooks)-len(q)
+	}
+	back := data.Query
+	back.Set(paramQueued, strconv.Itoa(queued))
+	back.Set(paramSkipped, strconv.Itoa(skipped))
+	return c.Redirect(http.StatusSeeOther, "/?"+back.Encode())
+}
+
+// pathID is the path's id. Echo leaves a parameter escaped when the path
+// needs its raw form (an id holding "/" arrives as %2F).
+func pathID(c echo.Context) string {
+	id := c.Param("id")
+	if c.Request().URL.RawPath != "" {
+		if u, err := url.PathUnescape(id); err == nil {
+			return u
+		}
+	}
+	return id
+}
+
+// hookData loads the hook of the path's id; a missing hook is answered
+// with the not-found page, and ok is false.
+func (d *dashboard) hookData(c echo.Context) (data detail.Data, ok bool, err error) {
+	id := pathID(c)
+	h, err := d.store.Get(c.Request().Context(), id)
+	if errors.Is(err, monitor.ErrNotFound) {
+		return data, false, render(c, http.StatusNotFound, detail.NotFound(d.page(c, "Webhook not found", layout.NavHooks), id))
+	}
+	if err != nil {
+		return data, false, err
+	}
+	return detail.Data{Hook: h}, true, nil
+}
+
+// hookPage answers GET /hooks/:id.
+func (d *dashboard) hookPage(c echo.Context) error {
+	data, ok, err := d.hookData(c)
+	if !ok {
+		return err
+	}
+	if n, err := strconv.Atoi(c.QueryParam(paramQueued)); err == nil && n > 0 {
+		data.Notice = fmt.Sprintf("Queued for retry as attempt %d; the attempts below update as the engine works.", n)
+	}
+	return render(c, http.StatusOK, detail.Page(d.page(c, "Webhook "+data.Hook.ID, layout.NavHooks), data))
+}
+
+// hookLive answers GET /partials/hooks/:id: the live part of the page.
+func (d *dashboard) hookLive(c echo.Context) error {
+	data, ok, err := d.hookData(c)
+	if !ok {
+		return err
+	}
+	return render(c, http.StatusOK, detail.Live(d.page(c, "", layout.NavHooks), data))
+}
+
+// retryHook answers POST /hooks/:id/retry: the hook's job goes back on the
+// jobs stream and the page shows its next attempts; a hook that cannot be
+// retried is shown with the reason.
+func (d *dashboard) retryHook(c echo.Context) error {
+	data, ok, err := d.hookData(c)
+	if !ok {
+		return err
+	}
+	q, err := d.retrier.Retry(c.Request().Context(), data.Hook)
+	if errors.Is(err, monitor.ErrNotRetriable) {
+		data.Problem = err.Error()
+		return render(c, http.StatusConflict, detail.Page(d.page(c, "Webhook "+data.Hook.ID, layout.NavHooks), data))
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/hooks/"+url.PathEscape(data.Hook.ID)+"?"+paramQueued+"="+strconv.Itoa(q.Attempt))
+}
