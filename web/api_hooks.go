@@ -66,7 +66,7 @@ func (a *api) getHook(c echo.Context) error {
 
 // hook loads the hook named by the path's id.
 func (a *api) hook(c echo.Context) (monitor.Hook, error) {
-	id := c.Param("id")
+	id := pathID(c)
 	h, err := a.store.Get(c.Request().Context(), id)
 	if errors.Is(err, monitor.ErrNotFound) {
 		return h, &statusError{http.StatusNotFound, apiError{Code: "HOOK_NOT_FOUND", Description: fmt.Sprintf("no webhook has the id %q", id)}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,6 +49,16 @@ func TestGetHook(t *testing.T) {
 	a.getJSON(t, "/api/sendhooks/v1/hooks/wh-1767348000000-0", &byExternal)
 	if byExternal.ID != "1767348000000-0" {
 		t.Fatalf("by webhookId: got hook %q", byExternal.ID)
+	}
+
+	// A producer's id may hold characters that travel escaped in a path.
+	a.seed(t, oldEvent("tenant/7 order#1", "https://a.example/y", sendhooks.StatusSuccess, "2026-01-01T02:00:00Z", "2026-01-01T02:00:01Z"))
+	var escaped struct {
+		ID string `json:"_id"`
+	}
+	a.getJSON(t, "/api/sendhooks/v1/hooks/"+url.PathEscape("tenant/7 order#1"), &escaped)
+	if escaped.ID != "tenant/7 order#1" {
+		t.Fatalf("escaped id: got hook %q", escaped.ID)
 	}
 
 	status, _, body = a.do(t, http.MethodGet, "/api/sendhooks/v1/hooks/nope", nil)
