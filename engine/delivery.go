@@ -61,8 +61,11 @@ func newDeliverer(c Config) *deliverer {
 	transport := &http.Transport{
 		// No proxy from the environment: a proxy would make the dial-time
 		// address check meaningless.
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// Receivers' answers are read only for a short excerpt: asking for
+		// gzip would cost a header and a decompressor for nothing.
+		DisableCompression:    true,
 		MaxIdleConns:          c.NumWorkers * 2,
 		MaxIdleConnsPerHost:   c.MaxPerHost,
 		IdleConnTimeout:       90 * time.Second,

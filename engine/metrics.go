@@ -14,27 +14,34 @@ import (
 // metrics are the engine's Prometheus metrics, on a registry of its own so
 // that several engines can live in one process (tests, the dev stack).
 type metrics struct {
-	registry  *prometheus.Registry
-	jobs      *prometheus.CounterVec // final outcomes: success, failed, bad_job
-	attempts  *prometheus.CounterVec // HTTP attempts by result
-	latency   prometheus.Histogram
-	inFlight  prometheus.Gauge
-	retries   prometheus.Counter
-	deferrals prometheus.Counter
-	ready     func(context.Context) error
+	registry *prometheus.Registry
+	// Final outcomes of jobs, and HTTP attempts by result. The labelled
+	// counters are looked up once, not on every delivery.
+	succeeded, failed, badJobs prometheus.Counter
+	attemptsOK, attemptsFailed prometheus.Counter
+	latency                    prometheus.Histogram
+	inFlight                   prometheus.Gauge
+	retries                    prometheus.Counter
+	deferrals                  prometheus.Counter
+	ready                      func(context.Context) error
 }
 
 func newMetrics(e *Engine) *metrics {
+	jobs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendhooks_jobs_total",
+		Help: "Jobs that reached a final outcome, by outcome (success, failed, bad_job).",
+	}, []string{"outcome"})
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendhooks_attempts_total",
+		Help: "HTTP delivery attempts, by result (success, failure).",
+	}, []string{"result"})
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sendhooks_jobs_total",
-			Help: "Jobs that reached a final outcome, by outcome (success, failed, bad_job).",
-		}, []string{"outcome"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sendhooks_attempts_total",
-			Help: "HTTP delivery attempts, by result (success, failure).",
-		}, []string{"result"}),
+		registry:       prometheus.NewRegistry(),
+		succeeded:      jobs.WithLabelValues("success"),
+		failed:         jobs.WithLabelValues("failed"),
+		badJobs:        jobs.WithLabelValues("bad_job"),
+		attemptsOK:     attempts.WithLabelValues("success"),
+		attemptsFailed: attempts.WithLabelValues("failure"),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sendhooks_attempt_duration_seconds",
 			Help:    "Duration of HTTP delivery attempts, from request start to the end of the response body.",
@@ -54,7 +61,7 @@ func newMetrics(e *Engine) *metrics {
 		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}
-	m.registry.MustRegister(m.jobs, m.attempts, m.latency, m.inFlight, m.retries, m.deferrals,
+	m.registry.MustRegister(jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendhooks_retry_set_size",
@@ -67,12 +74,6 @@ func newMetrics(e *Engine) *metrics {
 			Help: "Entries of the jobs stream not yet read by the consumer group.",
 		}, redisGauge(e.consumerLag)),
 	)
-	for _, r := range []string{"success", "failure"} {
-		m.attempts.WithLabelValues(r)
-	}
-	for _, o := range []string{"success", "failed", "bad_job"} {
-		m.jobs.WithLabelValues(o)
-	}
 	return m
 }
 
@@ -107,9 +108,9 @@ func (e *Engine) consumerLag(ctx context.Context) (int64, error) {
 func (m *metrics) observeAttempt(res attemptResult) {
 	m.latency.Observe(res.duration.Seconds())
 	if res.err == nil {
-		m.attempts.WithLabelValues("success").Inc()
+		m.attemptsOK.Inc()
 	} else {
-		m.attempts.WithLabelValues("failure").Inc()
+		m.attemptsFailed.Inc()
 	}
 }
 

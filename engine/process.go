@@ -20,7 +20,7 @@ func (e *Engine) process(ctx context.Context, t task) {
 	if t.bad != nil {
 		ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
 		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
-		e.metrics.jobs.WithLabelValues("bad_job").Inc()
+		e.metrics.badJobs.Inc()
 		e.finish(ctx, t, outcome{event: ev})
 		return
 	}
@@ -48,7 +48,7 @@ func (e *Engine) process(ctx context.Context, t task) {
 func (e *Engine) decide(t task, res attemptResult) outcome {
 	switch {
 	case res.err == nil:
-		e.metrics.jobs.WithLabelValues("success").Inc()
+		e.metrics.succeeded.Inc()
 		return outcome{event: t.event(sendhooks.StatusSuccess, "", &res)}
 	case !res.permanent && t.attemptsLeft(e.cfg.RetrySchedule):
 		wait := jitter(t.nextWait(e.cfg.RetrySchedule))
@@ -64,7 +64,7 @@ func (e *Engine) decide(t task, res attemptResult) outcome {
 		return outcome{event: ev, retry: &next, due: due}
 	default:
 		e.logFailure(t, slog.LevelWarn, "delivery failed, no attempt left", res.err)
-		e.metrics.jobs.WithLabelValues("failed").Inc()
+		e.metrics.failed.Inc()
 		return outcome{event: t.event(sendhooks.StatusFailed, res.err.Error(), &res), dead: true}
 	}
 }
