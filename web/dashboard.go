@@ -117,7 +117,7 @@ func NewDashboard(store *monitor.Store, retrier *monitor.Retrier, cfg DashboardC
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = d.handleError
-	e.Use(securityHeaders)
+	e.Use(securityHeaders, strictRequest)
 
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticFiles())))
 	g := e.Group("", d.auth.middleware)
