@@ -74,6 +74,12 @@ func TestParseTimeReadsEveryForm(t *testing.T) {
 	if _, err := ParseTime("yesterday"); err == nil || !strings.Contains(err.Error(), `"yesterday"`) {
 		t.Errorf("ParseTime(yesterday) = %v, want an error naming the value", err)
 	}
+	// In UTC these fall in the years 10000 and -1, which RFC 3339 cannot write.
+	for _, s := range []string{"9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+01:00"} {
+		if _, err := ParseTime(s); err == nil || !strings.Contains(err.Error(), "outside the years 0000 to 9999") {
+			t.Errorf("ParseTime(%q) = %v, want an error about the year", s, err)
+		}
+	}
 }
 
 func TestStatusEventJSON(t *testing.T) {

@@ -120,7 +120,7 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+		return inRange(s, t)
 	}
 	// time.Time.String() appends " m=+519.05" when the time carries a
 	// monotonic clock reading; it means nothing outside the process.
@@ -130,6 +130,16 @@ func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(goStringLayout, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("timestamp %q is neither RFC 3339 nor Go's time format", s)
+	}
+	return inRange(s, t)
+}
+
+// inRange refuses times whose UTC year has more or fewer than four
+// digits: they could not be written back as RFC 3339, so a stored event
+// carrying one could never be read again.
+func inRange(s string, t time.Time) (time.Time, error) {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("timestamp %q is outside the years 0000 to 9999 in UTC", s)
 	}
 	return t, nil
 }

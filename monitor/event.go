@@ -2,9 +2,12 @@ package monitor
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -44,8 +47,15 @@ func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return ev, fmt.Errorf("not a JSON object: %w", err)
 	}
+	// The older monitor's snake_case spellings go first, so that where an
+	// entry spells a key both ways the engine's spelling wins, the same
+	// way every time the entry is read.
+	keys := slices.SortedFunc(maps.Keys(fields), func(a, b string) int {
+		return cmp.Or(cmp.Compare(strings.Count(b, "_"), strings.Count(a, "_")), cmp.Compare(a, b))
+	})
 	norm := make(map[string]json.RawMessage, len(fields))
-	for k, v := range fields {
+	for _, k := range keys {
+		v := fields[k]
 		k = camelCase(k)
 		if intFields[k] {
 			v = unquoteNumber(v)
@@ -68,6 +78,8 @@ func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
 		return ev, errors.New("the event has neither streamId nor webhookId")
 	case ev.Status == "":
 		return ev, errors.New("the event has no status")
+	case ev.Status != sendhooks.StatusSuccess && ev.Status != sendhooks.StatusFailed && ev.Status != sendhooks.StatusRetrying:
+		return ev, fmt.Errorf("the event's status %q is none of success, failed, retrying", ev.Status)
 	}
 	ev.Attempt, ev.NumberOfTries = max(ev.Attempt, 0), max(ev.NumberOfTries, 0)
 	return ev, nil
@@ -105,8 +117,9 @@ func unquoteNumber(v json.RawMessage) json.RawMessage {
 	if s == "" {
 		return json.RawMessage("0")
 	}
-	if _, err := strconv.Atoi(s); err == nil {
-		return json.RawMessage(s)
+	if n, err := strconv.Atoi(s); err == nil {
+		// Re-formatted, not copied: "00" and "+1" parse but are not JSON.
+		return json.RawMessage(strconv.Itoa(n))
 	}
 	return v
 }
