@@ -137,12 +137,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// waitForGroup creates the consumer group, retrying while Redis is away;
-// false if ctx ended first.
+// waitForGroup creates the consumer group and loads the record script,
+// retrying while Redis is away; false if ctx ended first.
 func (e *Engine) waitForGroup(ctx context.Context) bool {
 	var b backoff
 	for {
 		err := ensureGroup(ctx, e.rdb, e.keys)
+		if err == nil {
+			// Loaded up front so that the first outcome's reply is not a
+			// NOSCRIPT that a broken connection could hide.
+			err = recordScript.Load(ctx, e.rdb).Err()
+		}
 		if err == nil {
 			e.redisOK.Store(true)
 			return true

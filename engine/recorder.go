@@ -7,12 +7,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// maxRecordBatch bounds how many outcomes go into one transaction.
+// maxRecordBatch bounds how many outcomes go into one pipeline.
 const maxRecordBatch = 256
 
 // recorder writes the outcomes that workers hand it in batches: whatever
 // has queued up while the previous batch was being written goes out in one
-// transaction, one round trip, instead of one round trip per job. Under
+// pipeline, one round trip, instead of one round trip per job. Under
 // load this is most of what the engine saves over a naive loop; when idle
 // a batch is a single outcome and costs no extra wait.
 type recorder struct {
@@ -23,7 +23,7 @@ type recorder struct {
 
 type recordRequest struct {
 	entryOutcome
-	done chan error // receives the transaction's result
+	done chan error // receives the pipeline's result
 }
 
 func newRecorder(rdb *redis.Client, k keys) *recorder {

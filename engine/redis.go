@@ -155,39 +155,82 @@ type entryOutcome struct {
 	event   []byte // encoded outcome.event; nil when there is none
 }
 
-// record writes outcomes and acknowledges their entries in one MULTI/EXEC
-// transaction: either every status event, scheduled retry (or dead letter)
-// and acknowledgement happens, or none does and the entries stay pending
-// to be claimed again.
+// recordScript writes one job's outcome and then acknowledges its entry,
+// once. Redis does not roll a MULTI/EXEC back when one of its commands
+// fails, so a transaction could acknowledge a job whose status event was
+// not written; a script stops at its first failing command, and the
+// acknowledgement comes last. And because it first checks that the entry
+// is still pending, running it again (after a lost reply, or by a second
+// engine that claimed the job) changes nothing.
+//
+// KEYS[1] the jobs stream; KEYS[2] the status stream; KEYS[3] the retry
+// set; KEYS[4] the dead-letter stream.
+// ARGV[1] the consumer group; ARGV[2] the entry id; ARGV[3] the status
+// event, or ""; ARGV[4] the retry's due time in Unix milliseconds, or "";
+// ARGV[5] the retry-set member; ARGV[6] "1" to dead-letter the job, with
+// ARGV[7] the job, ARGV[8] its origin, ARGV[9] the error, ARGV[10] the
+// attempts made and ARGV[11] the time it failed.
+// Returns 1 when it wrote the outcome, 0 when the entry was no longer
+// pending.
+var recordScript = redis.NewScript(`
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
+  return 0
+end
+if ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+end
+if ARGV[6] == '1' then
+  redis.call('XADD', KEYS[4], '*', 'data', ARGV[7], 'origin', ARGV[8],
+    'error', ARGV[9], 'attempts', ARGV[10], 'failedAt', ARGV[11])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// record writes outcomes and acknowledges their entries: one script call
+// per outcome (see recordScript), all in one pipeline, so one round trip.
+// Each outcome is written whole or its entry stays pending to be claimed
+// again, and calling record again for the same outcomes is harmless.
 func record(ctx context.Context, rdb *redis.Client, k keys, batch []entryOutcome) error {
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, r := range batch {
-			queueOutcome(ctx, p, k, r)
+	err := runRecord(ctx, rdb, k, batch)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		// Redis lost its script cache (a restart): load the script and
+		// run the batch again, which the script makes safe.
+		if err = recordScript.Load(ctx, rdb).Err(); err == nil {
+			err = runRecord(ctx, rdb, k, batch)
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("record %d outcome(s): %w", len(batch), err)
 	}
 	return nil
 }
 
-func queueOutcome(ctx context.Context, p redis.Pipeliner, k keys, r entryOutcome) {
+func runRecord(ctx context.Context, rdb *redis.Client, k keys, batch []entryOutcome) error {
+	keys := []string{k.jobs, k.status, k.retry, k.dead}
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, r := range batch {
+			recordScript.EvalSha(ctx, p, keys, recordArgs(k, r)...)
+		}
+		return nil
+	})
+	return err
+}
+
+// recordArgs are recordScript's arguments for one outcome.
+func recordArgs(k keys, r entryOutcome) []any {
 	t, o := r.task, r.outcome
-	if o.event != nil {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: k.status, Values: []any{sendhooks.StreamField, r.event}})
-	}
+	args := []any{k.group, t.entryID, r.event, "", "", "0", "", "", "", "", ""}
 	if o.retry != nil {
-		p.ZAdd(ctx, k.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: o.retry.member()})
+		args[3], args[4] = o.due.UnixMilli(), o.retry.member()
 	}
 	if o.dead {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: k.dead, Values: []any{
-			sendhooks.StreamField, t.raw,
-			sendhooks.FieldOrigin, t.origin,
-			"error", o.event.DeliveryError,
-			"attempts", o.event.NumberOfTries,
-			"failedAt", time.Now().UTC().Format(time.RFC3339Nano),
-		}})
+		args[5], args[6], args[7] = "1", t.raw, t.origin
+		args[8], args[9] = o.event.DeliveryError, o.event.NumberOfTries
+		args[10] = time.Now().UTC().Format(time.RFC3339Nano)
 	}
-	p.XAck(ctx, k.jobs, k.group, t.entryID)
+	return args
 }
