@@ -155,82 +155,78 @@ type entryOutcome struct {
 	event   []byte // encoded outcome.event; nil when there is none
 }
 
-// recordScript writes one job's outcome and then acknowledges its entry,
-// once. Redis does not roll a MULTI/EXEC back when one of its commands
-// fails, so a transaction could acknowledge a job whose status event was
-// not written; a script stops at its first failing command, and the
-// acknowledgement comes last. And because it first checks that the entry
-// is still pending, running it again (after a lost reply, or by a second
-// engine that claimed the job) changes nothing.
+// recordScript writes the outcomes of a batch of jobs, each followed by
+// its entry's acknowledgement, once. Redis does not roll a MULTI/EXEC back
+// when one of its commands fails, so a transaction could acknowledge a job
+// whose status event was not written; a script stops at its first failing
+// command, and each acknowledgement comes after its job's writes. Because
+// it first checks that each entry is still pending, running it again
+// (after a lost reply, or by a second engine that claimed the job) changes
+// nothing.
 //
 // KEYS[1] the jobs stream; KEYS[2] the status stream; KEYS[3] the retry
 // set; KEYS[4] the dead-letter stream.
-// ARGV[1] the consumer group; ARGV[2] the entry id; ARGV[3] the status
-// event, or ""; ARGV[4] the retry's due time in Unix milliseconds, or "";
-// ARGV[5] the retry-set member; ARGV[6] "1" to dead-letter the job, with
-// ARGV[7] the job, ARGV[8] its origin, ARGV[9] the error, ARGV[10] the
-// attempts made and ARGV[11] the time it failed.
-// Returns 1 when it wrote the outcome, 0 when the entry was no longer
-// pending.
+// ARGV[1] the consumer group, then recordFields arguments per outcome:
+// the entry id; the status event, or ""; the retry's due time in Unix
+// milliseconds, or ""; the retry-set member; "1" to dead-letter the job,
+// with the job, its origin, the error, the attempts made and the time it
+// failed.
+// Returns how many outcomes it wrote (the others were no longer pending).
 var recordScript = redis.NewScript(`
-if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
-  return 0
+local written = 0
+for i = 2, #ARGV, 10 do
+  local id = ARGV[i]
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) > 0 then
+    if ARGV[i+1] ~= '' then
+      redis.call('XADD', KEYS[2], '*', 'data', ARGV[i+1])
+    end
+    if ARGV[i+2] ~= '' then
+      redis.call('ZADD', KEYS[3], ARGV[i+2], ARGV[i+3])
+    end
+    if ARGV[i+4] == '1' then
+      redis.call('XADD', KEYS[4], '*', 'data', ARGV[i+5], 'origin', ARGV[i+6],
+        'error', ARGV[i+7], 'attempts', ARGV[i+8], 'failedAt', ARGV[i+9])
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    written = written + 1
+  end
 end
-if ARGV[3] ~= '' then
-  redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
-end
-if ARGV[4] ~= '' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-end
-if ARGV[6] == '1' then
-  redis.call('XADD', KEYS[4], '*', 'data', ARGV[7], 'origin', ARGV[8],
-    'error', ARGV[9], 'attempts', ARGV[10], 'failedAt', ARGV[11])
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return 1
+return written
 `)
 
-// record writes outcomes and acknowledges their entries: one script call
-// per outcome (see recordScript), all in one pipeline, so one round trip.
-// Each outcome is written whole or its entry stays pending to be claimed
-// again, and calling record again for the same outcomes is harmless.
+// recordFields is how many script arguments each outcome takes.
+const recordFields = 10
+
+// record writes outcomes and acknowledges their entries in one script
+// call (see recordScript), so one round trip. Each outcome is written
+// whole or its entry stays pending to be claimed again, and calling record
+// again for the same outcomes is harmless.
 func record(ctx context.Context, rdb *redis.Client, k keys, batch []entryOutcome) error {
-	err := runRecord(ctx, rdb, k, batch)
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		// Redis lost its script cache (a restart): load the script and
-		// run the batch again, which the script makes safe.
-		if err = recordScript.Load(ctx, rdb).Err(); err == nil {
-			err = runRecord(ctx, rdb, k, batch)
-		}
+	keys := []string{k.jobs, k.status, k.retry, k.dead}
+	args := make([]any, 1, 1+recordFields*len(batch))
+	args[0] = k.group
+	for _, r := range batch {
+		args = append(args, recordArgs(r)...)
 	}
-	if err != nil {
+	// Run loads the script again if Redis lost its script cache (a
+	// restart); running it twice is safe.
+	if err := recordScript.Run(ctx, rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("record %d outcome(s): %w", len(batch), err)
 	}
 	return nil
 }
 
-func runRecord(ctx context.Context, rdb *redis.Client, k keys, batch []entryOutcome) error {
-	keys := []string{k.jobs, k.status, k.retry, k.dead}
-	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, r := range batch {
-			recordScript.EvalSha(ctx, p, keys, recordArgs(k, r)...)
-		}
-		return nil
-	})
-	return err
-}
-
 // recordArgs are recordScript's arguments for one outcome.
-func recordArgs(k keys, r entryOutcome) []any {
+func recordArgs(r entryOutcome) []any {
 	t, o := r.task, r.outcome
-	args := []any{k.group, t.entryID, r.event, "", "", "0", "", "", "", "", ""}
+	args := []any{t.entryID, r.event, "", "", "0", "", "", "", "", ""}
 	if o.retry != nil {
-		args[3], args[4] = o.due.UnixMilli(), o.retry.member()
+		args[2], args[3] = o.due.UnixMilli(), o.retry.member()
 	}
 	if o.dead {
-		args[5], args[6], args[7] = "1", t.raw, t.origin
-		args[8], args[9] = o.event.DeliveryError, o.event.NumberOfTries
-		args[10] = time.Now().UTC().Format(time.RFC3339Nano)
+		args[4], args[5], args[6] = "1", t.raw, t.origin
+		args[7], args[8] = o.event.DeliveryError, o.event.NumberOfTries
+		args[9] = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	return args
 }
