@@ -113,14 +113,11 @@ func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
 			t.Errorf("job %s: %+v", id, finals[id])
 		}
 	}
-	perWebhook := map[string]int{}
-	for _, r := range rc.got() {
-		perWebhook[r.header.Get("webhook-id")]++
+	counts := perWebhook(rc)
+	if len(counts) != n {
+		t.Errorf("receiver saw %d distinct webhooks, want %d", len(counts), n)
 	}
-	if len(perWebhook) != n {
-		t.Errorf("receiver saw %d distinct webhooks, want %d", len(perWebhook), n)
-	}
-	t.Logf("requests per webhook (duplicates of the killed in-flight ones are allowed): %v", perWebhook)
+	t.Logf("requests per webhook (duplicates of the killed in-flight ones are allowed): %v", counts)
 	b.waitAcked(t)
 
 	// SIGTERM: a graceful stop, exit status 0.
@@ -136,5 +133,46 @@ func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("engine did not exit within 20s of SIGTERM")
+	}
+}
+
+func TestSIGTERMUnderLoadFinishesInFlightAndRedeliversNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	g := newGate(t)
+	rc := newReceiver(t, g.respond)
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	const n = 20
+	for i := range n {
+		b.addJob(t, job(rc.URL, fmt.Sprintf("term-%d", i)))
+	}
+	first := startProcess(t, cfg)
+	waitFor(t, 20*time.Second, "4 requests in flight", func() bool { return g.held.Load() == 4 })
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	g.release() // the in-flight requests may now finish, within shutdownTimeout
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("engine exited after SIGTERM with %v, want status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine did not exit within 30s of SIGTERM")
+	}
+	if got := countFinal(b.statuses(t)); got < 4 {
+		t.Fatalf("after SIGTERM, %d jobs have a final status; the 4 in flight must have finished", got)
+	}
+
+	startProcess(t, cfg)
+	b.finals(t, n)
+	b.waitAcked(t)
+	for id, count := range perWebhook(rc) {
+		if count != 1 {
+			t.Errorf("%s delivered %d times: a graceful stop must not redeliver what it acknowledged", id, count)
+		}
 	}
 }

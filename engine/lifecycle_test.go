@@ -297,17 +297,14 @@ func TestTwoEnginesShareOneStream(t *testing.T) {
 		b.addJob(t, job(rc.URL, fmt.Sprintf("shared-%d", i)))
 	}
 	b.finals(t, n) // fails on a second final status for any job
-	perWebhook := map[string]int{}
-	for _, r := range rc.got() {
-		perWebhook[r.header.Get("webhook-id")]++
-	}
-	for id, count := range perWebhook {
+	counts := perWebhook(rc)
+	for id, count := range counts {
 		if count != 1 {
 			t.Errorf("%s delivered %d times by two healthy engines, want once", id, count)
 		}
 	}
-	if len(perWebhook) != n {
-		t.Errorf("%d webhooks delivered, want %d", len(perWebhook), n)
+	if len(counts) != n {
+		t.Errorf("%d webhooks delivered, want %d", len(counts), n)
 	}
 	b.waitAcked(t)
 }
