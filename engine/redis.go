@@ -155,14 +155,15 @@ type entryOutcome struct {
 	event   []byte // encoded outcome.event; nil when there is none
 }
 
-// recordScript writes the outcomes of a batch of jobs, each followed by
-// its entry's acknowledgement, once. Redis does not roll a MULTI/EXEC back
-// when one of its commands fails, so a transaction could acknowledge a job
-// whose status event was not written; a script stops at its first failing
-// command, and each acknowledgement comes after its job's writes. Because
-// it first checks that each entry is still pending, running it again
-// (after a lost reply, or by a second engine that claimed the job) changes
-// nothing.
+// recordScript writes the outcomes of a batch of jobs and acknowledges
+// their entries, once. Redis does not roll a MULTI/EXEC back when one of
+// its commands fails, so a transaction could acknowledge a job whose
+// status event was not written. The script first checks the types of the
+// keys it writes, so that no write can fail after an acknowledgement (a
+// script runs alone and its effects reach the AOF as one block); then for
+// each job it acknowledges the entry and writes the outcome only if the
+// entry was still pending, so running it again (after a lost reply, or by
+// a second engine that claimed the job) changes nothing.
 //
 // KEYS[1] the jobs stream; KEYS[2] the status stream; KEYS[3] the retry
 // set; KEYS[4] the dead-letter stream.
@@ -171,12 +172,19 @@ type entryOutcome struct {
 // milliseconds, or ""; the retry-set member; "1" to dead-letter the job,
 // with the job, its origin, the error, the attempts made and the time it
 // failed.
-// Returns how many outcomes it wrote (the others were no longer pending).
+// Returns how many outcomes it wrote (the others were no longer pending),
+// or an error naming a key of the wrong type, having written nothing.
 var recordScript = redis.NewScript(`
+local want = {[2] = 'stream', [3] = 'zset', [4] = 'stream'}
+for i, t in pairs(want) do
+  local got = redis.call('TYPE', KEYS[i])['ok']
+  if got ~= 'none' and got ~= t then
+    return redis.error_reply('WRONGTYPE key ' .. KEYS[i] .. ' holds a ' .. got .. ', not a ' .. t)
+  end
+end
 local written = 0
 for i = 2, #ARGV, 10 do
-  local id = ARGV[i]
-  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) > 0 then
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
     if ARGV[i+1] ~= '' then
       redis.call('XADD', KEYS[2], '*', 'data', ARGV[i+1])
     end
@@ -187,7 +195,6 @@ for i = 2, #ARGV, 10 do
       redis.call('XADD', KEYS[4], '*', 'data', ARGV[i+5], 'origin', ARGV[i+6],
         'error', ARGV[i+7], 'attempts', ARGV[i+8], 'failedAt', ARGV[i+9])
     end
-    redis.call('XACK', KEYS[1], ARGV[1], id)
     written = written + 1
   end
 end
