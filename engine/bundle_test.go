@@ -102,6 +102,29 @@ func (b *bundle) addJob(t *testing.T, doc string) string {
 	return id
 }
 
+// addJobs writes n jobs for url with webhook ids prefix-0 .. prefix-(n-1)
+// and returns their stream ids.
+func (b *bundle) addJobs(t *testing.T, url, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = b.addJob(t, job(url, fmt.Sprintf("%s-%d", prefix, i)))
+	}
+	return ids
+}
+
+// setupGated is a bundle with a receiver that holds every request until
+// the gate opens, and a configuration of 4 workers all allowed at it.
+func setupGated(t *testing.T) (*bundle, *gate, *receiver, Config) {
+	t.Helper()
+	b := setup(t)
+	g := newGate(t)
+	rc := newReceiver(t, g.respond)
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	return b, g, rc, cfg
+}
+
 // job renders a job document in the article's shape.
 func job(url, webhookID string) string {
 	return fmt.Sprintf(`{"url": %q, "webhookId": %q, "messageId": "message-%s",

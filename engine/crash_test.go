@@ -85,18 +85,11 @@ func startProcess(t *testing.T, cfg Config) *exec.Cmd {
 
 func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	g := newGate(t)
-	rc := newReceiver(t, g.respond)
-	cfg := b.cfg
-	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	b, g, rc, cfg := setupGated(t)
 	cfg.RequestTimeout = 2 * time.Second
 	cfg.VisibilityTimeout = 3 * time.Second
 	const n = 12
-	ids := map[string]bool{}
-	for i := range n {
-		ids[b.addJob(t, job(rc.URL, fmt.Sprintf("crash-%d", i)))] = true
-	}
+	ids := b.addJobs(t, rc.URL, "crash", n)
 
 	first := startProcess(t, cfg)
 	waitFor(t, 20*time.Second, "4 requests in flight", func() bool { return g.held.Load() == 4 })
@@ -108,7 +101,7 @@ func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
 
 	second := startProcess(t, cfg)
 	finals := b.finals(t, n)
-	for id := range ids {
+	for _, id := range ids {
 		if finals[id].Status != sendhooks.StatusSuccess {
 			t.Errorf("job %s: %+v", id, finals[id])
 		}
@@ -138,15 +131,9 @@ func TestKill9WhileDeliveringLosesNothing(t *testing.T) {
 
 func TestSIGTERMUnderLoadFinishesInFlightAndRedeliversNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	g := newGate(t)
-	rc := newReceiver(t, g.respond)
-	cfg := b.cfg
-	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	b, g, rc, cfg := setupGated(t)
 	const n = 20
-	for i := range n {
-		b.addJob(t, job(rc.URL, fmt.Sprintf("term-%d", i)))
-	}
+	b.addJobs(t, rc.URL, "term", n)
 	first := startProcess(t, cfg)
 	waitFor(t, 20*time.Second, "4 requests in flight", func() bool { return g.held.Load() == 4 })
 	if err := first.Process.Signal(syscall.SIGTERM); err != nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -20,17 +19,6 @@ import (
 // process must die), injects one fault, and then checks that every job
 // ended as expected with exactly one final status (b.finals fails on a
 // second one).
-
-// addJobs writes n jobs for url with webhook ids prefix-0 .. prefix-(n-1)
-// and returns their stream ids.
-func (b *bundle) addJobs(t *testing.T, url, prefix string, n int) []string {
-	t.Helper()
-	ids := make([]string, n)
-	for i := range n {
-		ids[i] = b.addJob(t, job(url, fmt.Sprintf("%s-%d", prefix, i)))
-	}
-	return ids
-}
 
 // perWebhook counts the requests the receiver got for each webhook-id.
 func perWebhook(rc *receiver) map[string]int {

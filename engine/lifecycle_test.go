@@ -77,15 +77,9 @@ func TestRetriesSurviveAnEngineRestart(t *testing.T) {
 
 func TestStopFinishesInFlightAndLeavesTheRestPending(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	g := newGate(t)
-	rc := newReceiver(t, g.respond)
-	cfg := b.cfg
-	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	b, g, rc, cfg := setupGated(t)
 	const n = 10
-	for i := range n {
-		b.addJob(t, job(rc.URL, fmt.Sprintf("w%d", i)))
-	}
+	b.addJobs(t, rc.URL, "w", n)
 	stop := b.start(t, cfg)
 	waitFor(t, 10*time.Second, "4 requests in flight", func() bool { return g.held.Load() == 4 })
 
@@ -293,9 +287,7 @@ func TestTwoEnginesShareOneStream(t *testing.T) {
 		b.start(t, cfg)
 	}
 	const n = 40
-	for i := range n {
-		b.addJob(t, job(rc.URL, fmt.Sprintf("shared-%d", i)))
-	}
+	b.addJobs(t, rc.URL, "shared", n)
 	b.finals(t, n) // fails on a second final status for any job
 	counts := perWebhook(rc)
 	for id, count := range counts {
