@@ -55,7 +55,10 @@ func (b *bundle) start(t *testing.T, cfg Config) (stop func()) {
 // startEngine is start, also returning the engine.
 func (b *bundle) startEngine(t *testing.T, cfg Config) (e *Engine, stop func()) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Address})
+	rdb, err := NewRedisClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	e = New(cfg, rdb, testLogger(t))

@@ -160,7 +160,8 @@ func (e *Engine) waitForGroup(ctx context.Context) bool {
 }
 
 // readLoop hands jobs to workers, never more than there are free workers.
-// It first reads the jobs this consumer left pending when it last stopped;
+// It first reads the jobs this consumer left pending when it last stopped,
+// and does so again after a failed read;
 // then, each round, it claims jobs that any consumer (this one included,
 // when recording an outcome failed) left pending past the visibility
 // timeout, and fills the remaining free workers with new jobs.
@@ -200,6 +201,11 @@ func (e *Engine) readLoop(ctx context.Context) {
 			return
 		default:
 			e.redisDown("read jobs", err)
+			// The reply may have been lost after Redis had already put the
+			// entries on this consumer's pending list: read that list again
+			// rather than leave them for the visibility timeout. Entries still
+			// being worked on here are skipped by dispatch.
+			start = "0"
 			if isNoGroup(err) {
 				_ = ensureGroup(ctx, e.rdb, e.keys)
 			}

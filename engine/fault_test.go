@@ -504,3 +504,36 @@ func TestFaultLostRecordReplyWritesOnce(t *testing.T) {
 		t.Errorf("status stream holds %d final events for 2 jobs", got)
 	}
 }
+
+// TestFaultLostReadReplyIsReadAgain loses the reply to the XREADGROUP that
+// took a job: redis-server has put it on the engine's pending list, the
+// engine never saw it. With a visibility timeout far beyond the test's
+// deadline, only reading its own pending list again after the failed read
+// delivers the job, once.
+func TestFaultLostReadReplyIsReadAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cut := newReplyCutter(t, b.redis.Addr())
+	rc := newReceiver(t, answer(http.StatusOK))
+	cfg := b.cfg
+	cfg.Redis.Address = cut.addr
+	cfg.VisibilityTimeout = 10 * time.Minute
+	e, _ := b.startEngine(t, cfg)
+	waitFor(t, 10*time.Second, "the engine to start", func() bool { return e.redisOK.Load() })
+
+	cut.setMute(true)
+	id := b.addJob(t, job(rc.URL, "lost-read"))
+	waitFor(t, 10*time.Second, "the job taken and its reply lost", func() bool {
+		return b.pendingCount(t) == 1 && cut.lost() > 0
+	})
+	if n := len(rc.got()); n != 0 {
+		t.Fatalf("receiver got %d requests while every reply was lost", n)
+	}
+	cut.setMute(false)
+
+	wantSuccess(t, b.finals(t, 1), []string{id}, 1)
+	if n := len(rc.got()); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+	b.waitAcked(t)
+}

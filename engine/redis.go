@@ -26,6 +26,10 @@ func NewRedisClient(cfg Config) (*redis.Client, error) {
 		// Every worker writes its outcome on its own, and the loops hold a
 		// connection each: size the pool so no write waits for a connection.
 		PoolSize: cfg.NumWorkers + 4,
+		// No silent replays: a command whose reply is lost may have run, so
+		// the engine decides what to do about a failure itself (read its
+		// pending list again, write an outcome whose script is idempotent).
+		MaxRetries: -1,
 	}
 	if c.TLS {
 		tc, err := tlsConfig(c)
