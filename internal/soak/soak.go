@@ -23,6 +23,7 @@ import (
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/engine"
+	"github.com/sendhooks/sendhooks/internal/redisserver"
 )
 
 // ErrLost reports that a job ended without a final status, or with two.
@@ -135,11 +136,11 @@ func (tr *tracker) follow(ctx context.Context, rdb *redis.Client, stream string)
 // status or more than one.
 func Run(ctx context.Context, o Options) (Result, error) {
 	var res Result
-	srv, err := startRedis(ctx)
+	srv, err := redisserver.Start(ctx)
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	rc, err := newReceiver(o.FailRate)
 	if err != nil {
 		return res, err
@@ -147,7 +148,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer rc.close()
 
 	cfg := engine.Default()
-	cfg.Redis.Address = srv.addr
+	cfg.Redis.Address = srv.Addr()
 	cfg.ConsumerName = "soak"
 	cfg.AllowPrivateNetworks = true // the receiver is on loopback
 	cfg.RequestTimeout = 2 * time.Second
@@ -158,7 +159,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if cfg, err = cfg.Resolve(); err != nil {
 		return res, err
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.addr, PoolSize: 8})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 8})
 	defer rdb.Close()
 
 	p := producer{rdb: rdb, stream: cfg.JobStream, url: rc.URL()}

@@ -1,4 +1,7 @@
-package soak
+// Package redisserver runs a redis-server process for the project's
+// commands that need a throwaway one (the soak and the benchmark): its own
+// loopback port and data directory, killed with its parent.
+package redisserver
 
 import (
 	"context"
@@ -14,23 +17,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisServer is a redis-server process the soak owns: its own loopback
-// port and data directory, removed when it stops.
-type redisServer struct {
+// Server is a running redis-server process.
+type Server struct {
 	cmd  *exec.Cmd
 	dir  string
 	addr string
 }
 
-// startRedis runs redis-server (found on PATH) on a free loopback port with
-// a temporary data directory and append-only persistence, and waits until
-// it answers PING.
-func startRedis(ctx context.Context) (*redisServer, error) {
+// Start runs redis-server (found on PATH) on a free loopback port with a
+// temporary data directory and append-only persistence (fsync every
+// second, Redis's default), and waits until it answers PING.
+func Start(ctx context.Context) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "sendhooks-soak-")
+	dir, err := os.MkdirTemp("", "sendhooks-redis-")
 	if err != nil {
 		return nil, err
 	}
@@ -43,21 +45,21 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "no",
 		"--daemonize", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"),
 		"--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
-	// The server dies with the soak, even on kill -9.
+	// The server dies with its parent, even on kill -9.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &redisServer{cmd: cmd, dir: dir, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s := &Server{cmd: cmd, dir: dir, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if err := s.waitReady(ctx); err != nil {
-		s.stop()
+		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *redisServer) waitReady(ctx context.Context) error {
+func (s *Server) waitReady(ctx context.Context) error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -73,8 +75,11 @@ func (s *redisServer) waitReady(ctx context.Context) error {
 	}
 }
 
-// stop kills the server and removes its data directory.
-func (s *redisServer) stop() {
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Stop kills the server and removes its data directory.
+func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	_ = os.RemoveAll(s.dir)
