@@ -25,8 +25,15 @@ func TestIngestThreeSpellings(t *testing.T) {
 	}
 	e.addEvents(t, attemptEvent("1700000000000-0", 1, sendhooks.StatusRetrying), attemptEvent("1700000000000-0", 2, sendhooks.StatusSuccess))
 
-	eventually(t, 20*time.Second, "4 hooks stored", func() bool { return len(e.hooks(t)) == 4 })
+	// The four hooks exist before the last event is applied: wait for every
+	// event written and acknowledged.
+	eventually(t, 20*time.Second, "5 events ingested and acknowledged", func() bool {
+		return counter(t, reg, "sendhooks_monitor_events_ingested_total") >= 5 && e.pending(t) == 0
+	})
 	got := e.hooks(t)
+	if len(got) != 4 {
+		t.Fatalf("%d hooks stored, want 4", len(got))
+	}
 	want := map[string]Hook{
 		"webhook-12345": {URL: "https://receiver.example/hook", Status: sendhooks.StatusSuccess,
 			Created: ptime("2024-05-24T23:06:16.053Z"), Delivered: ptime("2024-05-24T23:06:16.181Z"),
@@ -54,7 +61,6 @@ func TestIngestThreeSpellings(t *testing.T) {
 		h.Attempts[1].StatusCode != 200 || string(h.MetaData) != `{"tenant":"t1"}` || h.Job == "" {
 		t.Errorf("new engine's hook: %+v", h)
 	}
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
 	if n := counter(t, reg, "sendhooks_monitor_events_ingested_total"); n != 5 {
 		t.Errorf("ingested %v events, want 5", n)
 	}
@@ -172,7 +178,10 @@ func TestIngestSurvivesMongoDBOutage(t *testing.T) {
 	e.mongo.Restart(t)
 
 	eventually(t, 60*time.Second, "all 40 jobs stored", flowDone(e, t, 40))
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	// The count is taken after the acknowledgement: wait for both.
+	eventually(t, 5*time.Second, "all acknowledged and counted", func() bool {
+		return e.pending(t) == 0 && counter(t, reg, "sendhooks_monitor_events_ingested_total") >= 80
+	})
 	checkFlow(t, e, 40)
 	if n := counter(t, reg, "sendhooks_monitor_events_ingested_total"); n != 80 {
 		t.Fatalf("ingested %v events, want 80", n)
