@@ -4,15 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
-	"sync"
 	"time"
 
 	"github.com/sendhooks/sendhooks"
 )
-
-// maxDeferDelay bounds how long a job waits when its receiver is busy.
-const maxDeferDelay = 30 * time.Second
 
 // process works one task to its next durable state: delivered, scheduled
 // for another attempt, put back because its receiver is busy, or failed.
@@ -30,13 +25,13 @@ func (e *Engine) process(ctx context.Context, t task) {
 		if ctx.Err() != nil {
 			return // stopping: the entry stays pending
 		}
-		e.deferTask(ctx, t)
+		e.deferTask(ctx, t, host)
 		return
 	}
 	e.metrics.inFlight.Inc()
 	res := e.http.deliver(ctx, t)
 	e.metrics.inFlight.Dec()
-	e.hosts.release(host)
+	e.hosts.release(host, res.duration)
 	if res.aborted {
 		return // cut short by the shutdown deadline: the entry stays pending
 	}
@@ -78,13 +73,13 @@ func (e *Engine) logFailure(t task, level slog.Level, msg string, err error, mor
 
 // deferTask puts a job back in the retry set, its attempt unspent, because
 // its receiver already has as many requests as it may; the worker moves on
-// to other receivers' jobs. Each deferral waits twice as long as the last.
-func (e *Engine) deferTask(ctx context.Context, t task) {
+// to other receivers' jobs. The job comes back when the host is likely to
+// have room for it (see hostLimiter.schedule).
+func (e *Engine) deferTask(ctx context.Context, t task, host string) {
 	e.metrics.deferrals.Inc()
-	delay := jitter(min(500*time.Millisecond<<min(t.deferrals, 10), maxDeferDelay))
 	next := retryEntry{origin: t.origin, attempt: t.attempt, runStart: t.runStart,
 		deferrals: t.deferrals + 1, raw: t.raw}
-	e.finish(ctx, t, outcome{retry: &next, due: time.Now().Add(delay)})
+	e.finish(ctx, t, outcome{retry: &next, due: e.hosts.schedule(host, t.deferrals)})
 }
 
 // finish records an outcome and acknowledges the entry, retrying while
@@ -160,75 +155,4 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d - d/10 + time.Duration(rand.Int64N(spread))
-}
-
-func hostOf(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	return u.Host
-}
-
-// hostLimiter bounds concurrent requests per receiver host, so that a slow
-// or dead receiver holds at most its share of the workers.
-type hostLimiter struct {
-	limit int
-	mu    sync.Mutex
-	hosts map[string]*hostSlots
-}
-
-type hostSlots struct {
-	tokens chan struct{}
-	users  int // holders and waiters; the entry is dropped at zero
-}
-
-func newHostLimiter(limit int) *hostLimiter {
-	return &hostLimiter{limit: limit, hosts: make(map[string]*hostSlots)}
-}
-
-// acquire takes a slot for host, waiting at most wait; false if none came.
-func (l *hostLimiter) acquire(ctx context.Context, host string, wait time.Duration) bool {
-	l.mu.Lock()
-	h := l.hosts[host]
-	if h == nil {
-		h = &hostSlots{tokens: make(chan struct{}, l.limit)}
-		l.hosts[host] = h
-	}
-	h.users++
-	l.mu.Unlock()
-
-	select {
-	case h.tokens <- struct{}{}:
-		return true
-	default:
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case h.tokens <- struct{}{}:
-		return true
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	l.leave(host, h)
-	return false
-}
-
-// release gives back a slot taken by acquire.
-func (l *hostLimiter) release(host string) {
-	l.mu.Lock()
-	h := l.hosts[host]
-	l.mu.Unlock()
-	<-h.tokens
-	l.leave(host, h)
-}
-
-func (l *hostLimiter) leave(host string, h *hostSlots) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h.users--
-	if h.users == 0 {
-		delete(l.hosts, host)
-	}
 }
