@@ -44,9 +44,12 @@ type attemptResult struct {
 
 // deliverer makes the HTTP attempts.
 type deliverer struct {
-	client       *http.Client
+	// transport makes the requests directly, without an http.Client: the
+	// client's redirect handling (redirects are never followed here) and
+	// per-request header copies are work for nothing.
+	transport    *http.Transport
 	userAgent    string
-	secretHeader string // "" when the older engine's secret header is off
+	secretHeader string // canonical; "" when the older engine's secret header is off
 	// timeout bounds each attempt, through the request's context rather
 	// than http.Client.Timeout, which starts a goroutine per request.
 	timeout time.Duration
@@ -73,35 +76,29 @@ func newDeliverer(c Config) *deliverer {
 		ExpectContinueTimeout: time.Second,
 	}
 	d := &deliverer{
-		client: &http.Client{
-			Transport: transport,
-			// A redirect is a failed attempt that says where it pointed:
-			// following it would send the payload somewhere the producer
-			// did not name.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		transport: transport,
 		userAgent: "Sendhooks/" + sendhooks.Version,
 		timeout:   c.RequestTimeout,
 	}
 	if c.SendSecretHashHeader {
-		d.secretHeader = c.SecretHashHeaderName
+		d.secretHeader = http.CanonicalHeaderKey(c.SecretHashHeaderName)
 	}
 	return d
 }
 
-func (d *deliverer) close() { d.client.CloseIdleConnections() }
+func (d *deliverer) close() { d.transport.CloseIdleConnections() }
 
-// deliver makes one attempt at POSTing the task's job.
-func (d *deliverer) deliver(ctx context.Context, t task) attemptResult {
+// deliver makes one attempt at POSTing the task's job, signed by sig.
+func (d *deliverer) deliver(ctx context.Context, t task, sig *signer) attemptResult {
 	res := attemptResult{started: time.Now()}
 	attemptCtx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	req, err := d.request(attemptCtx, t, res.started)
+	req, err := d.request(attemptCtx, t, res.started, sig)
 	if err != nil {
 		res.err, res.permanent = err, true
 		return res
 	}
-	resp, err := d.client.Do(req)
+	resp, err := d.transport.RoundTrip(req)
 	res.duration = time.Since(res.started)
 	if err != nil {
 		res.err = describeTransportError(err)
@@ -117,24 +114,39 @@ func (d *deliverer) deliver(ctx context.Context, t task) attemptResult {
 	return res
 }
 
+// Canonical forms of the header names a request carries: set straight
+// into the header map, they skip canonicalising each name on every request.
+const (
+	canonicalContentType = "Content-Type"
+	canonicalUserAgent   = "User-Agent"
+	canonicalWebhookID   = "Webhook-Id"
+	canonicalTimestamp   = "Webhook-Timestamp"
+	canonicalSignature   = "Webhook-Signature"
+)
+
 // request builds the signed POST for one attempt.
-func (d *deliverer) request(ctx context.Context, t task, now time.Time) (*http.Request, error) {
+func (d *deliverer) request(ctx context.Context, t task, now time.Time, sig *signer) (*http.Request, error) {
 	body := t.job.Body()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.job.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build request for %q: %w", t.job.URL, err)
 	}
 	id := t.webhookID()
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", d.userAgent)
-	h.Set(HeaderWebhookID, id)
-	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	// One backing array for all the header values.
+	v := make([]string, 0, 6)
+	add := func(name, value string) {
+		v = append(v, value)
+		req.Header[name] = v[len(v)-1 : len(v) : len(v)]
+	}
+	add(canonicalContentType, "application/json")
+	add(canonicalUserAgent, d.userAgent)
+	add(canonicalWebhookID, id)
+	add(canonicalTimestamp, strconv.FormatInt(now.Unix(), 10))
 	if t.key != nil {
-		h.Set(HeaderWebhookSignature, Sign(t.key, id, now, body))
+		add(canonicalSignature, sig.sign(t.key, id, now, body))
 	}
 	if d.secretHeader != "" && t.job.SecretHash != "" {
-		h.Set(d.secretHeader, t.job.SecretHash)
+		add(d.secretHeader, t.job.SecretHash)
 	}
 	return req, nil
 }

@@ -314,12 +314,13 @@ func (e *Engine) dispatch(msg redis.XMessage, pending bool) {
 
 // worker works entries until the work channel is closed.
 func (e *Engine) worker(workCtx context.Context) {
+	var sig signer
 	for d := range e.work {
 		if d.pending && len(d.msg.Values) == 0 {
 			// A pending entry whose stream entry was deleted: nothing to deliver.
 			e.ackDeleted(workCtx, d.msg.ID)
 		} else {
-			e.process(workCtx, newTask(d.msg))
+			e.process(workCtx, newTask(d.msg), &sig)
 		}
 		e.inFlight.Delete(d.msg.ID)
 		e.release(1)

@@ -11,7 +11,8 @@ import (
 
 // process works one task to its next durable state: delivered, scheduled
 // for another attempt, put back because its receiver is busy, or failed.
-func (e *Engine) process(ctx context.Context, t task) {
+// sig is the calling worker's signer.
+func (e *Engine) process(ctx context.Context, t task, sig *signer) {
 	if t.bad != nil {
 		ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
 		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
@@ -29,7 +30,7 @@ func (e *Engine) process(ctx context.Context, t task) {
 		return
 	}
 	e.metrics.inFlight.Inc()
-	res := e.http.deliver(ctx, t)
+	res := e.http.deliver(ctx, t, sig)
 	e.metrics.inFlight.Dec()
 	e.hosts.release(host, res.duration)
 	if res.aborted {

@@ -207,14 +207,51 @@ func TestSignRawKey(t *testing.T) {
 	}
 }
 
-// BenchmarkSign measures the per-attempt cost of signing a 1 KiB body.
+// BenchmarkSign measures the per-attempt cost of signing a 1 KiB body:
+// with a key seen for the first time, and by a worker whose last job had
+// the same key.
 func BenchmarkSign(b *testing.B) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	body := bytes.Repeat([]byte("a"), 1024)
 	ts := time.Unix(1614265330, 0)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", ts, body)
+	b.Run("new-key", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", ts, body)
+		}
+	})
+	b.Run("same-key", func(b *testing.B) {
+		var s signer
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			s.sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", ts, body)
+		}
+	})
+}
+
+// TestSignerReusesStateOnlyForTheSameKey signs with a changing key through
+// one signer: each signature must equal a fresh one.
+func TestSignerReusesStateOnlyForTheSameKey(t *testing.T) {
+	var s signer
+	ts := time.Unix(1614265330, 0)
+	for i, key := range [][]byte{[]byte("key-a"), []byte("key-a"), []byte("key-b"), []byte("key-a"), []byte("key-a")} {
+		body := []byte(fmt.Sprintf(`{"n":%d}`, i))
+		if got, want := s.sign(key, "id", ts, body), Sign(key, "id", ts, body); got != want {
+			t.Errorf("signature %d with key %s: %q, want %q", i, key, got, want)
+		}
+	}
+}
+
+// The request sets header names in their canonical form directly.
+func TestCanonicalHeaderNames(t *testing.T) {
+	for name, canonical := range map[string]string{
+		HeaderWebhookID: canonicalWebhookID, HeaderWebhookTimestamp: canonicalTimestamp,
+		HeaderWebhookSignature: canonicalSignature, "content-type": canonicalContentType, "user-agent": canonicalUserAgent,
+	} {
+		if got := http.CanonicalHeaderKey(name); got != canonical {
+			t.Errorf("canonical form of %q is %q, the engine uses %q", name, got, canonical)
+		}
 	}
 }
