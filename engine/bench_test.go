@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/internal/redisserver"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 )
 
@@ -170,22 +169,14 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// redisCPU is redis-server's CPU time so far, from INFO cpu.
+// redisCPU is redis-server's CPU time so far.
 func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
 	if rdb == nil {
 		return 0
 	}
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	d, err := redisserver.CPU(context.Background(), rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return time.Duration(total * float64(time.Second))
+	return d
 }
