@@ -1,0 +1,105 @@
+// Command sendhooks-bench measures the engine and the monitor on this
+// machine and prints a Markdown table of the figures, with the project's
+// targets. It starts its own redis-server (from PATH), embedded FerretDB,
+// loopback receivers in its own process, and the engine and the bare HTTP
+// client it is compared with each in a child process of their own.
+//
+// Usage:
+//
+//	go run ./cmd/sendhooks-bench            # everything; about 5 minutes on 2 cores
+//	go run ./cmd/sendhooks-bench -quick     # small sizes, to check that it runs
+//	go run ./cmd/sendhooks-bench -only engine
+//
+// Progress goes to stderr, the table to stdout. It exits 0 even when a
+// target is missed: the table says so.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/internal/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sendhooks-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if role := os.Getenv(bench.ChildEnv); role != "" {
+		return bench.RunChild(ctx, role)
+	}
+
+	eo := bench.EngineOptions{
+		Jobs: 60_000, Rounds: 3, Workers: 64,
+		LatencyRate: 1000, LatencyDuration: 10 * time.Second,
+		Backlog: 1_000_000, BacklogRun: 10 * time.Second,
+		IsolationJobs: 20_000, SlowDelay: 2 * time.Second,
+		Progress: os.Stderr,
+	}
+	mo := bench.MonitorOptions{Webhooks: 100_000, Requests: 20, Progress: os.Stderr}
+	quick := flag.Bool("quick", false, "small sizes: check that the benchmark runs, not how fast")
+	only := flag.String("only", "", `measure only "engine" or "monitor"`)
+	flag.IntVar(&eo.Jobs, "jobs", eo.Jobs, "deliveries per throughput run")
+	flag.IntVar(&eo.Workers, "workers", eo.Workers, "engine workers, and the bare client's concurrent requests")
+	flag.IntVar(&eo.Rounds, "rounds", eo.Rounds, "pairs of bare-client and engine runs")
+	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
+	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
+	flag.IntVar(&mo.Webhooks, "webhooks", mo.Webhooks, "webhooks ingested by the monitor")
+	flag.Parse()
+	if *only != "" && *only != "engine" && *only != "monitor" {
+		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)
+	}
+	if *quick {
+		// Small sizes, except where a flag says otherwise.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		small := func(name string, v *int, n int) {
+			if !set[name] {
+				*v = n
+			}
+		}
+		small("jobs", &eo.Jobs, 2000)
+		small("rounds", &eo.Rounds, 1)
+		small("backlog", &eo.Backlog, 20_000)
+		small("webhooks", &mo.Webhooks, 1000)
+		eo.BacklogRun, eo.LatencyRate, eo.LatencyDuration = time.Second, 200, time.Second
+		eo.IsolationJobs, eo.SlowDelay, mo.Requests = 1000, 200*time.Millisecond, 3
+	}
+	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-rounds": eo.Rounds, "-backlog": eo.Backlog, "-webhooks": mo.Webhooks} {
+		if v < 1 {
+			return fmt.Errorf("%s %d: want at least 1", name, v)
+		}
+	}
+
+	machine := bench.Machine()
+	fmt.Fprintf(os.Stderr, "sendhooks-bench %s on %s\n", sendhooks.Version, machine)
+	var report bench.Report
+	if *only != "monitor" {
+		res, err := bench.Engine(ctx, eo)
+		if err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+		report.Engine = &res
+	}
+	if *only != "engine" {
+		res, err := bench.Monitor(ctx, mo)
+		if err != nil {
+			return fmt.Errorf("monitor: %w", err)
+		}
+		report.Monitor = &res
+	}
+	fmt.Printf("Sendhooks %s on %s\n\n", sendhooks.Version, machine)
+	return report.Write(os.Stdout)
+}
