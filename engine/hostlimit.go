@@ -111,28 +111,33 @@ func (l *hostLimiter) release(host string, took time.Duration) {
 }
 
 // schedule says when a job put back for host (deferrals times before)
-// should come back. Until the host's request time is known, each deferral
-// waits twice as long as the last, from half a second. Once it is known,
-// jobs put back are spaced by the time the host takes per request divided
-// by its slots, after those put back before them: they come back about as
-// fast as the host can take them.
+// should come back. Jobs put back are spaced by the host's pace, the time
+// it takes per request divided by its slots, after those put back before
+// them: they come back about as fast as the host can take them, instead of
+// all at once to be put back again. The time per request is the moving
+// average of those that ended, or, when the host has had no slot come free
+// for longer than that, the time since one did: a receiver that has turned
+// slow, or whose first requests have not ended yet, is at least that slow.
+// With neither known, each deferral waits twice as long as the last, from
+// half a second.
 func (l *hostLimiter) schedule(host string, deferrals int) time.Time {
 	now := l.now()
-	due := now.Add(jitter(min(500*time.Millisecond<<min(deferrals, 10), maxDeferDelay)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	h := l.entry(host)
-	if h.avg > 0 {
-		due = now.Add(100 * time.Millisecond)
-		if h.nextSlot.After(due) {
-			due = h.nextSlot
-		}
-		if limit := now.Add(maxDeferDelay); due.After(limit) {
-			due = limit
-		}
-		h.nextSlot = due.Add(h.avg / time.Duration(l.limit))
-	}
 	l.sweep(now)
+	h := l.entry(host)
+	perRequest := max(h.avg, now.Sub(h.lastFree))
+	if perRequest <= 0 {
+		return now.Add(jitter(min(500*time.Millisecond<<min(deferrals, 10), maxDeferDelay)))
+	}
+	due := now.Add(100 * time.Millisecond)
+	if h.nextSlot.After(due) {
+		due = h.nextSlot
+	}
+	if limit := now.Add(maxDeferDelay); due.After(limit) {
+		due = limit
+	}
+	h.nextSlot = due.Add(perRequest / time.Duration(l.limit))
 	return due
 }
 

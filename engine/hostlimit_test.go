@@ -129,3 +129,25 @@ func TestHostLimiterSchedulesPutBackJobsAtTheHostsPace(t *testing.T) {
 		t.Error("the host's entry is kept after every scheduled job fell due")
 	}
 }
+
+// A host whose first requests have not ended after 2 s takes at least 2 s
+// a request: jobs put back meanwhile are spaced as if it were known.
+func TestHostLimiterPacesAHostWhoseRequestsHaveNotEnded(t *testing.T) {
+	l, clock := newTestLimiter(4)
+	ctx := context.Background()
+	for range 4 {
+		l.acquire(ctx, "h", 0)
+	}
+	clock.advance(2 * time.Second)
+	start := clock.now()
+	var got []time.Duration
+	for range 3 {
+		got = append(got, l.schedule("h", 0).Sub(start))
+	}
+	want := []time.Duration{100 * time.Millisecond, 600 * time.Millisecond, 1100 * time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("put-back jobs due at %v, want %v", got, want)
+		}
+	}
+}
