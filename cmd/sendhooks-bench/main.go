@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/sendhooks-bench            # everything; about 8 minutes on 2 cores
+//	go run ./cmd/sendhooks-bench            # everything; about 12 minutes on 2 cores
 //	go run ./cmd/sendhooks-bench -quick     # small sizes, to check that it runs
 //	go run ./cmd/sendhooks-bench -only engine
 //
@@ -51,7 +51,7 @@ func run() error {
 	// 10,000 webhooks by default: the embedded FerretDB ingests more slowly
 	// the more it holds, and 100,000 take it well over an hour
 	// (docs/benchmarks.md).
-	mo := bench.MonitorOptions{Webhooks: 10_000, Requests: 20, Progress: os.Stderr}
+	mo := bench.MonitorOptions{Webhooks: 10_000, Requests: 5, Progress: os.Stderr}
 	quick := flag.Bool("quick", false, "small sizes: check that the benchmark runs, not how fast")
 	only := flag.String("only", "", `measure only "engine" or "monitor"`)
 	flag.IntVar(&eo.Jobs, "jobs", eo.Jobs, "deliveries per throughput run")
@@ -60,6 +60,7 @@ func run() error {
 	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
 	flag.IntVar(&mo.Webhooks, "webhooks", mo.Webhooks, "webhooks ingested by the monitor")
+	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each API request is timed")
 	flag.Parse()
 	if *only != "" && *only != "engine" && *only != "monitor" {
 		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)
@@ -80,7 +81,7 @@ func run() error {
 		eo.BacklogRun, eo.LatencyRate, eo.LatencyDuration = time.Second, 200, time.Second
 		eo.IsolationJobs, eo.SlowDelay, mo.Requests = 1000, 200*time.Millisecond, 3
 	}
-	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-rounds": eo.Rounds, "-backlog": eo.Backlog, "-webhooks": mo.Webhooks} {
+	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog, "-webhooks": mo.Webhooks} {
 		if v < 1 {
 			return fmt.Errorf("%s %d: want at least 1", name, v)
 		}
