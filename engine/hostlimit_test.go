@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -100,17 +101,7 @@ func TestHostLimiterSchedulesPutBackJobsAtTheHostsPace(t *testing.T) {
 	l2.acquire(ctx, "h", 0) // still in flight when jobs are put back
 	l2.release("h", 2*time.Second)
 	start = clock2.now()
-	var got []time.Duration
-	for range 3 {
-		got = append(got, l2.schedule("h", 0).Sub(start))
-	}
-	want := []time.Duration{100 * time.Millisecond, 600 * time.Millisecond, 1100 * time.Millisecond}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("put-back jobs due at %v, want %v", got, want)
-			break
-		}
-	}
+	wantPacedAt500ms(t, l2, start)
 	// Never further ahead than maxDeferDelay.
 	for range 1000 {
 		if d := l2.schedule("h", 0).Sub(start); d > maxDeferDelay {
@@ -139,15 +130,19 @@ func TestHostLimiterPacesAHostWhoseRequestsHaveNotEnded(t *testing.T) {
 		l.acquire(ctx, "h", 0)
 	}
 	clock.advance(2 * time.Second)
-	start := clock.now()
+	wantPacedAt500ms(t, l, clock.now())
+}
+
+// wantPacedAt500ms puts three jobs back for host "h" and checks that they
+// are due 100 ms after start (the least wait), then 500 ms apart.
+func wantPacedAt500ms(t *testing.T, l *hostLimiter, start time.Time) {
+	t.Helper()
 	var got []time.Duration
 	for range 3 {
 		got = append(got, l.schedule("h", 0).Sub(start))
 	}
 	want := []time.Duration{100 * time.Millisecond, 600 * time.Millisecond, 1100 * time.Millisecond}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("put-back jobs due at %v, want %v", got, want)
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("put-back jobs due at %v, want %v", got, want)
 	}
 }
