@@ -56,3 +56,17 @@ func TestEngineMeasuresEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestPercentilesByNearestRank(t *testing.T) {
+	d := make([]time.Duration, 0, 100)
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	want := Percentiles{P50: 50 * time.Millisecond, P95: 95 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
+	if got := percentiles(d); got != want {
+		t.Errorf("percentiles of 1..100 ms: %+v, want %+v", got, want)
+	}
+	if got := percentiles([]time.Duration{7}); got != (Percentiles{7, 7, 7, 7}) {
+		t.Errorf("percentiles of one value: %+v", got)
+	}
+}

@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,9 +346,8 @@ func timeRequest(ctx context.Context, client *http.Client, base string, r monito
 			took = append(took, d)
 		}
 	}
-	slices.Sort(took)
-	rank := func(p float64) time.Duration { return took[max(int(math.Ceil(p*float64(len(took))))-1, 0)] }
-	t.P50, t.P95, t.Max = rank(0.50), rank(0.95), took[len(took)-1]
+	pc := percentiles(took)
+	t.P50, t.P95, t.Max = pc.P50, pc.P95, pc.Max
 	return t, nil
 }
 

@@ -100,17 +100,6 @@ func (r Report) Write(w io.Writer) error {
 	return err
 }
 
-// Missed lists the targets the run did not meet.
-func (r Report) Missed() []string {
-	var missed []string
-	for _, r := range r.rows() {
-		if r.met != nil && !*r.met {
-			missed = append(missed, r.measure)
-		}
-	}
-	return missed
-}
-
 // rates shows the median of runs and their range.
 func rates(v []float64) string {
 	if len(v) == 1 {
