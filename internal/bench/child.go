@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -246,8 +247,11 @@ func readProcStats(pid int) (procStats, error) {
 	if len(fields) < 13 {
 		return st, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, raw)
 	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return st, fmt.Errorf("CPU times in /proc/%d/stat: %w", pid, err)
+	}
 	st.cpu = time.Duration(utime+stime) * clockTick
 
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
