@@ -1,18 +1,23 @@
 package engine
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/idna"
 
 	"github.com/sendhooks/sendhooks"
 )
@@ -44,15 +49,10 @@ type attemptResult struct {
 
 // deliverer makes the HTTP attempts.
 type deliverer struct {
-	// transport makes the requests directly, without an http.Client: the
-	// client's redirect handling (redirects are never followed here) and
-	// per-request header copies are work for nothing.
-	transport    *http.Transport
+	conns        *connPool
 	userAgent    string
 	secretHeader string // canonical; "" when the older engine's secret header is off
-	// timeout bounds each attempt, through the request's context rather
-	// than http.Client.Timeout, which starts a goroutine per request.
-	timeout time.Duration
+	timeout      time.Duration
 }
 
 func newDeliverer(c Config) *deliverer {
@@ -61,22 +61,10 @@ func newDeliverer(c Config) *deliverer {
 		Timeout:      c.RequestTimeout,
 		KeepAlive:    30 * time.Second,
 	}
-	transport := &http.Transport{
-		// No proxy from the environment: a proxy would make the dial-time
-		// address check meaningless.
-		Proxy:       nil,
-		DialContext: dialer.DialContext,
-		// Receivers' answers are read only for a short excerpt: asking for
-		// gzip would cost a header and a decompressor for nothing.
-		DisableCompression:    true,
-		MaxIdleConns:          c.NumWorkers * 2,
-		MaxIdleConnsPerHost:   c.MaxPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 	d := &deliverer{
-		transport: transport,
+		// As many idle connections per receiver as requests it may have at
+		// once, so that a busy receiver's connections are all kept.
+		conns:     newConnPool(dialer.DialContext, c.NumWorkers*2, c.MaxPerHost),
 		userAgent: "Sendhooks/" + sendhooks.Version,
 		timeout:   c.RequestTimeout,
 	}
@@ -86,36 +74,157 @@ func newDeliverer(c Config) *deliverer {
 	return d
 }
 
-func (d *deliverer) close() { d.transport.CloseIdleConnections() }
+func (d *deliverer) close() { d.conns.closeIdle() }
+
+// target is where a job's requests go, read from its URL.
+type target struct {
+	tls      bool
+	hostname string // the name TLS checks the certificate against
+	addr     string // host:port to dial
+	key      string // the connection pool's key: scheme and addr
+	host     string // the Host header
+	uri      string // the request target: path and query
+}
+
+// parseTarget reads a job's URL, which the job's validation has already
+// found to be an http or https URL with a host.
+func parseTarget(rawURL string) (target, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return target{}, &sendhooks.BadJobError{Reason: fmt.Sprintf("the url %q does not parse: %v", rawURL, err)}
+	}
+	t := target{tls: u.Scheme == "https", hostname: u.Hostname(), host: u.Host, uri: u.RequestURI()}
+	if !isASCII(t.hostname) {
+		// An internationalised name travels in its ASCII (punycode) form.
+		if t.hostname, err = idna.Lookup.ToASCII(t.hostname); err != nil {
+			return target{}, &sendhooks.BadJobError{Reason: fmt.Sprintf("the url %q has a host name that cannot be looked up: %v", rawURL, err)}
+		}
+		t.host = t.hostname
+		if u.Port() != "" {
+			t.host = net.JoinHostPort(t.hostname, u.Port())
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if t.tls {
+			port = "443"
+		}
+	}
+	t.addr = net.JoinHostPort(t.hostname, port)
+	t.key = u.Scheme + "://" + t.addr
+	return t, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// longAgo is a deadline in the past, which makes a blocked read or write
+// on a connection return at once.
+var longAgo = time.Unix(1, 0)
 
 // deliver makes one attempt at POSTing the task's job, signed by sig.
 func (d *deliverer) deliver(ctx context.Context, t task, sig *signer) attemptResult {
 	res := attemptResult{started: time.Now()}
-	attemptCtx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	req, err := d.request(attemptCtx, t, res.started, sig)
-	if err != nil {
-		res.err, res.permanent = err, true
-		return res
+	deadline := res.started.Add(d.timeout)
+	// A kept connection that turns out closed before any answer (the
+	// receiver dropped it while it sat idle) is replaced once by a new one:
+	// the receiver never saw the request, or saw it without answering,
+	// which the webhook-id lets it recognise.
+	err := d.exchange(ctx, t, sig, deadline, false, &res)
+	if errors.Is(err, errStaleConn) {
+		err = d.exchange(ctx, t, sig, deadline, true, &res)
 	}
-	resp, err := d.transport.RoundTrip(req)
 	res.duration = time.Since(res.started)
 	if err != nil {
 		res.err = describeTransportError(err)
 		res.permanent = IsRefused(err)
 		res.aborted = ctx.Err() != nil
-		return res
 	}
-	defer resp.Body.Close()
-	res.statusCode = resp.StatusCode
-	res.response = readCapped(resp.Body)
-	res.duration = time.Since(res.started)
-	classify(&res, resp)
 	return res
 }
 
-// Canonical forms of the header names a request carries: set straight
-// into the header map, they skip canonicalising each name on every request.
+// errStaleConn reports a kept connection that turned out closed before
+// any answer came.
+var errStaleConn = errors.New("kept connection closed by the receiver")
+
+// exchange makes the request on a kept connection, or a new one when fresh
+// or none is kept, and reads the answer into res. The connection is kept
+// again if it can carry another request.
+func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline time.Time, fresh bool, res *attemptResult) error {
+	var c *conn
+	if !fresh {
+		c = d.conns.takeIdle(t.to.key)
+	}
+	if c == nil {
+		var err error
+		if c, err = d.conns.connect(ctx, t.to, deadline); err != nil {
+			return err
+		}
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		_ = c.Close()
+		return fmt.Errorf("connection to %s: %w", t.to.addr, err)
+	}
+	// The shutdown deadline cancels ctx: a blocked read or write returns at once.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(longAgo) })
+	defer stop()
+
+	d.writeRequest(c.bw, t, sig, res.started)
+	err := c.bw.Flush()
+	if err == nil {
+		_, err = c.br.Peek(1) // the answer has begun
+	}
+	if err != nil {
+		_ = c.Close()
+		if c.reused && ctx.Err() == nil && isConnLoss(err) {
+			return errStaleConn
+		}
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	// Informational answers (100 Continue, 103 Early Hints) come before the real one.
+	for skipped := 0; err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols && skipped < 5; skipped++ {
+		resp, err = http.ReadResponse(c.br, nil)
+	}
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("read the receiver's answer: %w", err)
+	}
+	res.statusCode = resp.StatusCode
+	var complete bool
+	res.response, complete = readCapped(resp.Body)
+	classify(res, resp)
+	if complete && !resp.Close && c.br.Buffered() == 0 && ctx.Err() == nil {
+		d.conns.put(c)
+	} else {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// headerSafe checks that a job's value can be sent as a header value: a
+// line break in it would end the header and let the job write its own.
+func headerSafe(field, v string) error {
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return &sendhooks.BadJobError{Reason: fmt.Sprintf("the job's %s %q cannot be sent in an HTTP header: it holds a control character", field, v)}
+	}
+	return nil
+}
+
+// isConnLoss tells whether err is a connection closed or reset by the
+// other end.
+func isConnLoss(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Canonical forms of the header names a request carries.
 const (
 	canonicalContentType = "Content-Type"
 	canonicalUserAgent   = "User-Agent"
@@ -124,31 +233,34 @@ const (
 	canonicalSignature   = "Webhook-Signature"
 )
 
-// request builds the signed POST for one attempt.
-func (d *deliverer) request(ctx context.Context, t task, now time.Time, sig *signer) (*http.Request, error) {
-	body := t.job.Body()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.job.URL, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build request for %q: %w", t.job.URL, err)
+// writeRequest writes the signed POST for one attempt into w. Its header
+// values are known to be free of line breaks: the engine makes them, or
+// newTask has checked them (see headerSafe).
+func (d *deliverer) writeRequest(w *bufio.Writer, t task, sig *signer, now time.Time) {
+	body, to, id := t.job.Body(), t.to, t.webhookID()
+	header := func(name, value string) {
+		w.WriteString(name)
+		w.WriteString(": ")
+		w.WriteString(value)
+		w.WriteString("\r\n")
 	}
-	id := t.webhookID()
-	// One backing array for all the header values.
-	v := make([]string, 0, 6)
-	add := func(name, value string) {
-		v = append(v, value)
-		req.Header[name] = v[len(v)-1 : len(v) : len(v)]
-	}
-	add(canonicalContentType, "application/json")
-	add(canonicalUserAgent, d.userAgent)
-	add(canonicalWebhookID, id)
-	add(canonicalTimestamp, strconv.FormatInt(now.Unix(), 10))
+	w.WriteString("POST ")
+	w.WriteString(to.uri)
+	w.WriteString(" HTTP/1.1\r\n")
+	header("Host", to.host)
+	header(canonicalUserAgent, d.userAgent)
+	header("Content-Length", strconv.Itoa(len(body)))
+	header(canonicalContentType, "application/json")
+	header(canonicalWebhookID, id)
+	header(canonicalTimestamp, strconv.FormatInt(now.Unix(), 10))
 	if t.key != nil {
-		add(canonicalSignature, sig.sign(t.key, id, now, body))
+		header(canonicalSignature, sig.sign(t.key, id, now, body))
 	}
 	if d.secretHeader != "" && t.job.SecretHash != "" {
-		add(d.secretHeader, t.job.SecretHash)
+		header(d.secretHeader, t.job.SecretHash)
 	}
-	return req, nil
+	w.WriteString("\r\n")
+	w.Write(body)
 }
 
 // classify turns an HTTP answer into success, a failure to retry, or a
@@ -192,17 +304,29 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 var responseBuffers = sync.Pool{New: func() any { return new([responseCap]byte) }}
 
 // readCapped keeps the start of a response body as text, then drains a
-// bounded rest so the connection can go back to the pool.
-func readCapped(body io.Reader) string {
+// bounded rest so the connection can carry another request; complete says
+// whether the body was read to its end, without which it cannot.
+func readCapped(body io.Reader) (excerpt string, complete bool) {
 	buf := responseBuffers.Get().(*[responseCap]byte)
 	defer responseBuffers.Put(buf)
-	n, _ := io.ReadFull(body, buf[:])
-	_, _ = io.CopyN(io.Discard, body, drainCap)
+	n := 0
+	var err error
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = body.Read(buf[n:])
+		n += m
+	}
+	complete = err == io.EOF
+	if err == nil {
+		var drained int64
+		drained, err = io.CopyN(io.Discard, body, drainCap)
+		complete = drained < drainCap && err == io.EOF
+	}
 	s := buf[:n]
 	for len(s) > 0 && !utf8.Valid(s) { // cut a rune split by the cap
 		s = s[:len(s)-1]
 	}
-	return string(s)
+	return string(s), complete
 }
 
 // describeTransportError says in plain words why no HTTP answer came.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"net/url"
 	"sync"
 	"time"
 )
@@ -164,12 +163,4 @@ func (l *hostLimiter) sweep(now time.Time) {
 			delete(l.hosts, host)
 		}
 	}
-}
-
-func hostOf(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	return u.Host
 }

@@ -21,7 +21,7 @@ func (e *Engine) process(ctx context.Context, t task, sig *signer) {
 		return
 	}
 
-	host := hostOf(t.job.URL)
+	host := t.to.addr
 	if !e.hosts.acquire(ctx, host, hostWait) {
 		if ctx.Err() != nil {
 			return // stopping: the entry stays pending

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ type task struct {
 	deferrals int    // times put back because the receiver host was busy
 	raw       string // the job document as written
 	job       sendhooks.Job
+	to        target // where the job's requests go, read from its URL
 	key       []byte // the signing key from the job's secretHash; nil: unsigned
 	bad       error  // why the job can never be delivered, if it can't
 }
@@ -45,6 +47,14 @@ func newTask(msg redis.XMessage) task {
 	}
 	t.raw = raw
 	if t.job, t.bad = sendhooks.ParseJob([]byte(raw)); t.bad != nil {
+		return t
+	}
+	if t.bad = cmp.Or(headerSafe("webhookId", t.job.WebhookID), headerSafe("secretHash", t.job.SecretHash)); t.bad != nil {
+		return t
+	}
+	var err error
+	if t.to, err = parseTarget(t.job.URL); err != nil {
+		t.bad = err
 		return t
 	}
 	if key, err := SigningKey(t.job.SecretHash); err != nil {

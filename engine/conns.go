@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// conn is a keep-alive HTTP/1.1 connection to one receiver. A worker that
+// takes it from the pool uses it alone, writing the request and reading the
+// answer itself: no goroutines of its own, unlike http.Transport's two per
+// connection, whose hand-offs cost more than the request on loopback.
+type conn struct {
+	net.Conn
+	key       string // the pool's key: scheme and dial address
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	reused    bool      // it has carried a request before this one
+	idleSince time.Time // when it went back to the pool
+}
+
+// connPool keeps idle connections by receiver, up to a bound in all and
+// per receiver, for up to idleTimeout.
+type connPool struct {
+	dial        func(ctx context.Context, network, address string) (net.Conn, error)
+	tls         *tls.Config // cloned per connection with its server name
+	maxIdle     int
+	maxPerKey   int
+	idleTimeout time.Duration
+
+	mu        sync.Mutex
+	idle      map[string][]*conn // most recently used last
+	nIdle     int
+	lastSweep time.Time
+}
+
+func newConnPool(dial func(context.Context, string, string) (net.Conn, error), maxIdle, maxPerKey int) *connPool {
+	return &connPool{
+		dial:        dial,
+		tls:         &tls.Config{MinVersion: tls.VersionTLS12},
+		maxIdle:     maxIdle,
+		maxPerKey:   maxPerKey,
+		idleTimeout: 90 * time.Second,
+		idle:        make(map[string][]*conn),
+	}
+}
+
+// takeIdle returns a kept connection to the receiver key names, or nil.
+func (p *connPool) takeIdle(key string) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[key]
+	for len(list) > 0 {
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		p.nIdle--
+		if time.Since(c.idleSince) < p.idleTimeout {
+			p.idle[key] = list
+			c.reused = true
+			return c
+		}
+		_ = c.Close()
+	}
+	delete(p.idle, key)
+	return nil
+}
+
+// connect dials t's receiver, through the TLS handshake for https, which
+// must be done by deadline.
+func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*conn, error) {
+	raw, err := p.dial(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := raw.SetDeadline(deadline); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("connection to %s: %w", t.addr, err)
+	}
+	nc := raw
+	if t.tls {
+		cfg := p.tls.Clone()
+		cfg.ServerName = t.hostname
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", t.addr, err)
+		}
+		nc = tc
+	}
+	return &conn{Conn: nc, key: t.key, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+}
+
+// put hands back a connection whose last answer was read to its end.
+func (p *connPool) put(c *conn) {
+	now := time.Now()
+	c.idleSince = now
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.lastSweep) > p.idleTimeout/2 {
+		p.lastSweep = now
+		p.sweepLocked(now)
+	}
+	if p.nIdle >= p.maxIdle || len(p.idle[c.key]) >= p.maxPerKey {
+		_ = c.Close()
+		return
+	}
+	p.idle[c.key] = append(p.idle[c.key], c)
+	p.nIdle++
+}
+
+// sweepLocked closes the connections idle for longer than idleTimeout;
+// the oldest of each receiver's list come first.
+func (p *connPool) sweepLocked(now time.Time) {
+	for key, list := range p.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleSince) >= p.idleTimeout {
+			_ = list[n].Close()
+			n++
+		}
+		if n == len(list) {
+			delete(p.idle, key)
+		} else if n > 0 {
+			p.idle[key] = append(list[:0], list[n:]...)
+		}
+		p.nIdle -= n
+	}
+}
+
+// closeIdle closes every idle connection.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range p.idle {
+		for _, c := range list {
+			_ = c.Close()
+		}
+	}
+	clear(p.idle)
+	p.nIdle = 0
+}

@@ -1,0 +1,287 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// testDeliverer is a deliverer for receivers on loopback.
+func testDeliverer(t *testing.T) *deliverer {
+	t.Helper()
+	cfg := Default()
+	cfg.AllowPrivateNetworks = true
+	cfg.RequestTimeout = 5 * time.Second
+	cfg, err := cfg.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDeliverer(cfg)
+	t.Cleanup(d.close)
+	return d
+}
+
+// deliverTo makes one attempt at a signed job to url.
+func deliverTo(t *testing.T, d *deliverer, url string) attemptResult {
+	t.Helper()
+	doc := fmt.Sprintf(`{"url":%q,"webhookId":"w-1","secretHash":%q,"data":{"n":1}}`, url, testSecret)
+	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
+	if tk.bad != nil {
+		t.Fatal(tk.bad)
+	}
+	var sig signer
+	return d.deliver(context.Background(), tk, &sig)
+}
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// countingServer answers with respond and counts the connections it accepted.
+func countingServer(t *testing.T, respond http.HandlerFunc) (srv *httptest.Server, conns *atomic.Int64) {
+	t.Helper()
+	conns = new(atomic.Int64)
+	srv = httptest.NewUnstartedServer(respond)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, conns
+}
+
+func TestParseTarget(t *testing.T) {
+	cases := []struct {
+		url  string
+		want target
+	}{
+		{"http://example.com", target{hostname: "example.com", addr: "example.com:80", key: "http://example.com:80", host: "example.com", uri: "/"}},
+		{"https://example.com/hooks?a=1&b=2", target{tls: true, hostname: "example.com", addr: "example.com:443", key: "https://example.com:443", host: "example.com", uri: "/hooks?a=1&b=2"}},
+		{"http://127.0.0.1:8080/a%20b/c d", target{hostname: "127.0.0.1", addr: "127.0.0.1:8080", key: "http://127.0.0.1:8080", host: "127.0.0.1:8080", uri: "/a%20b/c%20d"}},
+		{"https://[::1]:8443/x", target{tls: true, hostname: "::1", addr: "[::1]:8443", key: "https://[::1]:8443", host: "[::1]:8443", uri: "/x"}},
+		{"http://bücher.example:81/", target{hostname: "xn--bcher-kva.example", addr: "xn--bcher-kva.example:81", key: "http://xn--bcher-kva.example:81", host: "xn--bcher-kva.example:81", uri: "/"}},
+	}
+	for _, c := range cases {
+		got, err := parseTarget(c.url)
+		if err != nil {
+			t.Errorf("parseTarget(%q): %v", c.url, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("parseTarget(%q)\n got %+v\nwant %+v", c.url, got, c.want)
+		}
+	}
+}
+
+func TestHeaderBreakingValuesMakeABadJob(t *testing.T) {
+	for _, field := range []string{"webhookId", "secretHash"} {
+		doc := fmt.Sprintf(`{"url":"http://127.0.0.1/","%s":"a\r\nX-Injected: 1","data":{}}`, field)
+		tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
+		want := fmt.Sprintf(`bad job: the job's %s "a\r\nX-Injected: 1" cannot be sent in an HTTP header: it holds a control character`, field)
+		if tk.bad == nil || tk.bad.Error() != want {
+			t.Errorf("%s with a line break: bad = %v, want %q", field, tk.bad, want)
+		}
+	}
+}
+
+func TestDeliversOverTLS(t *testing.T) {
+	var got struct {
+		sync.Mutex
+		header http.Header
+		body   string
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got.Lock()
+		got.header, got.body = r.Header.Clone(), string(body)
+		got.Unlock()
+		fmt.Fprint(w, "thanks")
+	}))
+	defer srv.Close()
+	d := testDeliverer(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	d.conns.tls.RootCAs = roots
+
+	res := deliverTo(t, d, srv.URL+"/hook")
+	if res.err != nil || res.statusCode != 200 || res.response != "thanks" {
+		t.Fatalf("attempt over TLS: err %v, status %d, response %q", res.err, res.statusCode, res.response)
+	}
+	got.Lock()
+	defer got.Unlock()
+	if got.body != `{"n":1}` {
+		t.Errorf("body %q, want the job's data", got.body)
+	}
+	if err := verifyAsReceiver(testSecret, got.header, []byte(got.body), time.Now()); err != nil {
+		t.Errorf("signature over TLS: %v", err)
+	}
+}
+
+func TestTLSCertificateIsChecked(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	srv.StartTLS()
+	defer srv.Close()
+	res := deliverTo(t, testDeliverer(t), srv.URL) // the test certificate is not trusted
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(res.err, &unknown) || res.statusCode != 0 {
+		t.Fatalf("attempt to an untrusted certificate: err %v, status %d; want an unknown-authority error", res.err, res.statusCode)
+	}
+}
+
+func TestKeptConnectionCarriesTheNextRequest(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, strings.Repeat("x", 10<<10)) // longer than the excerpt, shorter than the drain cap
+	})
+	d := testDeliverer(t)
+	for i := range 3 {
+		res := deliverTo(t, d, srv.URL)
+		if res.err != nil || len(res.response) != responseCap {
+			t.Fatalf("attempt %d: err %v, response of %d bytes, want %d", i+1, res.err, len(res.response), responseCap)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("3 attempts took %d connections, want 1", n)
+	}
+}
+
+func TestConnectionNotKeptWhenItCannotBeReused(t *testing.T) {
+	cases := map[string]http.HandlerFunc{
+		"answer longer than the drain cap": func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, strings.Repeat("x", drainCap+responseCap+1))
+		},
+		"Connection: close": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			fmt.Fprint(w, "bye")
+		},
+	}
+	for name, respond := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv, conns := countingServer(t, respond)
+			d := testDeliverer(t)
+			for i := range 2 {
+				if res := deliverTo(t, d, srv.URL); res.err != nil || res.statusCode != 200 {
+					t.Fatalf("attempt %d: err %v, status %d", i+1, res.err, res.statusCode)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("2 attempts took %d connections, want 2", n)
+			}
+		})
+	}
+}
+
+func TestConnectionClosedWhileKeptIsReplacedOnce(t *testing.T) {
+	var requests atomic.Int64
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		fmt.Fprint(w, "ok")
+	})
+	d := testDeliverer(t)
+	if res := deliverTo(t, d, srv.URL); res.err != nil {
+		t.Fatal(res.err)
+	}
+	// The receiver drops the idle connection the deliverer keeps.
+	srv.CloseClientConnections()
+	res := deliverTo(t, d, srv.URL)
+	if res.err != nil || res.statusCode != 200 {
+		t.Fatalf("attempt after the receiver closed the kept connection: err %v, status %d", res.err, res.statusCode)
+	}
+	if r, c := requests.Load(), conns.Load(); r != 2 || c != 2 {
+		t.Errorf("receiver saw %d requests on %d connections, want 2 on 2", r, c)
+	}
+}
+
+// rawReceiver answers every request on a connection with answer, bytes as
+// given, so that tests can send what net/http's server would not.
+func rawReceiver(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns { // the deliverer may keep them open
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return "http://" + ln.Addr().String() + "/hook"
+}
+
+func TestAnswersReadAsSent(t *testing.T) {
+	cases := []struct {
+		name, answer string
+		status       int
+		response     string
+	}{
+		{"informational answers first", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone", 201, "done"},
+		{"chunked body", "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nbad\r\n5\r\n luck\r\n0\r\n\r\n", 500, "bad luck"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := deliverTo(t, testDeliverer(t), rawReceiver(t, c.answer))
+			if res.statusCode != c.status || res.response != c.response {
+				t.Errorf("status %d, response %q; want %d, %q", res.statusCode, res.response, c.status, c.response)
+			}
+		})
+	}
+}
+
+func TestGarbledAnswerFailsTheAttempt(t *testing.T) {
+	res := deliverTo(t, testDeliverer(t), rawReceiver(t, "hello\r\n\r\n"))
+	const want = `request failed: read the receiver's answer: malformed HTTP response "hello"`
+	if res.err == nil || res.err.Error() != want || res.permanent {
+		t.Fatalf("garbled answer: err %v (permanent %v), want %q, to be retried", res.err, res.permanent, want)
+	}
+}
