@@ -14,12 +14,13 @@ const maxDeferDelay = 2 * time.Minute
 // hostLimiter bounds concurrent requests per receiver host, so that a slow
 // or dead receiver holds at most its share of the workers.
 //
-// A worker that finds its host full waits for a slot only while the host's
-// slots are turning over (one came free within the wait). At a host whose
-// requests take longer, waiting would idle a worker that other receivers'
-// jobs could use: the job is put back at once, scheduled for when the host
-// is likely to have room for it, so that each job for a slow receiver is
-// put back about once instead of over and over.
+// A worker that finds its host full waits for a slot only when one is
+// expected soon: within a tenth of the wait, reckoning the host's time per
+// request spread over its slots, once for each worker already waiting. At
+// a host whose requests take longer, waiting would idle a worker that
+// other receivers' jobs could use: the job is put back at once, scheduled
+// for when the host is likely to have room for it, so that each job for a
+// slow receiver is put back about once instead of over and over.
 type hostLimiter struct {
 	limit int
 	now   func() time.Time // time.Now, but for tests
@@ -54,8 +55,8 @@ func (l *hostLimiter) entry(host string) *hostState {
 }
 
 // acquire takes a slot for host. When none is free it waits, at most
-// wait, only while the host's slots are turning over and fewer workers
-// than its slots are already waiting; false if no slot came.
+// wait, only when a slot is expected soon (see hostLimiter) and fewer
+// workers than its slots are already waiting; false if no slot came.
 func (l *hostLimiter) acquire(ctx context.Context, host string, wait time.Duration) bool {
 	l.mu.Lock()
 	h := l.entry(host)
@@ -68,13 +69,14 @@ func (l *hostLimiter) acquire(ctx context.Context, host string, wait time.Durati
 	default:
 	}
 	l.mu.Lock()
-	turning := l.now().Sub(h.lastFree) < wait && h.waiting < l.limit
-	if turning {
+	expected := time.Duration(h.waiting+1) * h.perRequest(l.now()) / time.Duration(l.limit)
+	soon := expected <= wait/10 && h.waiting < l.limit
+	if soon {
 		h.waiting++
 	}
 	l.mu.Unlock()
 	got := false
-	if turning {
+	if soon {
 		timer := time.NewTimer(wait)
 		select {
 		case h.tokens <- struct{}{}:
@@ -113,19 +115,15 @@ func (l *hostLimiter) release(host string, took time.Duration) {
 // should come back. Jobs put back are spaced by the host's pace, the time
 // it takes per request divided by its slots, after those put back before
 // them: they come back about as fast as the host can take them, instead of
-// all at once to be put back again. The time per request is the moving
-// average of those that ended, or, when the host has had no slot come free
-// for longer than that, the time since one did: a receiver that has turned
-// slow, or whose first requests have not ended yet, is at least that slow.
-// With neither known, each deferral waits twice as long as the last, from
-// half a second.
+// all at once to be put back again. With no time per request known yet,
+// each deferral waits twice as long as the last, from half a second.
 func (l *hostLimiter) schedule(host string, deferrals int) time.Time {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
 	h := l.entry(host)
-	perRequest := max(h.avg, now.Sub(h.lastFree))
+	perRequest := h.perRequest(now)
 	if perRequest <= 0 {
 		return now.Add(jitter(min(500*time.Millisecond<<min(deferrals, 10), maxDeferDelay)))
 	}
@@ -138,6 +136,14 @@ func (l *hostLimiter) schedule(host string, deferrals int) time.Time {
 	}
 	h.nextSlot = due.Add(perRequest / time.Duration(l.limit))
 	return due
+}
+
+// perRequest is how long a request to the host takes: the moving average
+// of those that ended, or, when no slot has come free for longer than
+// that, the time since one did, since a host that has turned slow, or
+// whose first requests have not ended yet, is at least that slow.
+func (h *hostState) perRequest(now time.Time) time.Duration {
+	return max(h.avg, now.Sub(h.lastFree))
 }
 
 // leave drops a user of h; the entry goes once nobody uses it and no job

@@ -44,43 +44,60 @@ func TestHostLimiterBoundsConcurrentRequests(t *testing.T) {
 	}
 }
 
-// A host whose slots are turning over is worth a short wait; a host whose
-// last slot came free longer ago than the wait is not: the worker is
-// better used for another receiver's job.
-func TestHostLimiterWaitsOnlyWhileSlotsTurnOver(t *testing.T) {
-	l, clock := newTestLimiter(1)
+// A worker waits at a full host only when a slot is expected within a
+// tenth of the wait; otherwise it is better used for another receiver's job.
+func TestHostLimiterWaitsOnlyForASlotExpectedSoon(t *testing.T) {
+	l, clock := newTestLimiter(2)
 	ctx := context.Background()
-	if !l.acquire(ctx, "slow", time.Hour) {
-		t.Fatal("first request must get the slot")
+	const wait = time.Minute // worth waiting for a slot expected within 6 s
+	acquireAt := func(host string) chan bool {
+		done := make(chan bool, 1)
+		go func() { done <- l.acquire(ctx, host, wait) }()
+		return done
 	}
-	clock.advance(2 * time.Second) // the request is still in flight
-	done := make(chan bool, 1)
-	go func() { done <- l.acquire(ctx, "slow", time.Second) }()
-	select {
-	case got := <-done:
-		if got {
-			t.Fatal("got a slot that is still held")
+	fill := func(host string, took time.Duration) {
+		// Both slots taken; when took > 0, one given back after took and
+		// taken again, so that the host's time per request is known.
+		l.acquire(ctx, host, wait)
+		l.acquire(ctx, host, wait)
+		if took > 0 {
+			l.release(host, took)
+			l.acquire(ctx, host, wait)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a worker waited at a host whose slot has not come free for longer than the wait")
 	}
 
-	// Turning over: the slot came free just now, so the next full moment is
-	// worth waiting through.
-	l.release("slow", 2*time.Second)
-	if !l.acquire(ctx, "slow", time.Hour) {
-		t.Fatal("the free slot must be taken")
-	}
-	go func() { done <- l.acquire(ctx, "slow", time.Hour) }()
-	waitFor(t, 10*time.Second, "a worker waiting for the slot", func() bool {
+	// 5 ms a request over 2 slots: a slot is expected in 2.5 ms.
+	fill("fast", 5*time.Millisecond)
+	done := acquireAt("fast")
+	waitFor(t, 10*time.Second, "a worker waiting at the fast host", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.hosts["slow"].waiting == 1
+		return l.hosts["fast"].waiting == 1
 	})
-	l.release("slow", time.Millisecond)
+	l.release("fast", 5*time.Millisecond)
 	if !<-done {
 		t.Fatal("the waiting worker did not get the slot given back")
 	}
+
+	// 20 s a request, known from one that ended even though a slot came
+	// free just now, or from those that have not ended after 20 s: a slot
+	// is expected in 10 s, no wait.
+	noWait := func(host string) {
+		t.Helper()
+		select {
+		case got := <-acquireAt(host):
+			if got {
+				t.Fatalf("%s: got a slot that is still held", host)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a worker waited for a slot expected in 10 s", host)
+		}
+	}
+	fill("slow", 20*time.Second)
+	noWait("slow")
+	fill("new", 0)
+	clock.advance(20 * time.Second)
+	noWait("new")
 }
 
 func TestHostLimiterSchedulesPutBackJobsAtTheHostsPace(t *testing.T) {
