@@ -10,9 +10,12 @@
 // nothing.
 //
 // Shutdown order (Run, once its context is done): stop reading and
-// claiming; let in-flight deliveries finish for up to ShutdownTimeout;
-// cancel those still running, which leaves their jobs pending for the next
-// start; stop the metrics server.
+// claiming; start no more of the jobs read ahead, which stay pending; let
+// in-flight deliveries finish for up to ShutdownTimeout; cancel those
+// still running, which leaves their jobs pending for the next start; write
+// the outcomes still queued; finish rewriting those whose write failed,
+// until they are written or the shutdown deadline passes; stop the
+// metrics server.
 package engine
 
 import (
@@ -58,12 +61,19 @@ type Engine struct {
 	hosts    *hostLimiter
 	metrics  *metrics
 
-	slots    chan struct{}   // one token per worker; held from read to acknowledgement
-	work     chan dispatched // entries handed to the workers
-	inFlight sync.Map        // entry id -> struct{}: jobs this engine is working on
-	workers  sync.WaitGroup
-	redisOK  atomic.Bool
+	slots       chan struct{}   // one token per job held; from read to acknowledgement
+	work        chan dispatched // entries handed to the workers
+	inFlight    sync.Map        // entry id -> struct{}: jobs this engine is working on
+	workers     sync.WaitGroup
+	rerecording sync.WaitGroup // outcomes written again after their batch failed
+	redisOK     atomic.Bool
 }
+
+// jobsHeld is how many jobs an engine with numWorkers workers holds at
+// most: a job for each worker, and as many again read ahead or having
+// their outcomes written, so that a worker finds its next job waiting and
+// never waits for a write.
+func jobsHeld(numWorkers int) int { return 2 * numWorkers }
 
 // New returns an engine for a validated configuration (see Load). The
 // engine does not own rdb: the caller closes it after Run returns.
@@ -75,12 +85,12 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 		log:      log,
 		keys:     k,
 		http:     newDeliverer(cfg),
-		recorder: newRecorder(rdb, k),
+		recorder: newRecorder(rdb, k, jobsHeld(cfg.NumWorkers)),
 		hosts:    newHostLimiter(cfg.MaxPerHost),
-		slots:    make(chan struct{}, cfg.NumWorkers),
+		slots:    make(chan struct{}, jobsHeld(cfg.NumWorkers)),
 		// As many places as slots: a send never waits, since every entry
 		// sent holds a slot.
-		work: make(chan dispatched, cfg.NumWorkers),
+		work: make(chan dispatched, jobsHeld(cfg.NumWorkers)),
 	}
 	e.metrics = newMetrics(e)
 	return e
@@ -110,15 +120,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	// The recorder outlives the workers, which wait on it.
+	// The recorder outlives the workers, whose outcomes it writes.
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
 	var recording sync.WaitGroup
-	recording.Go(func() { e.recorder.run(recCtx) })
+	recording.Go(func() {
+		e.recorder.run(recCtx, func(r entryOutcome, err error) { e.recorded(workCtx, r, err) })
+	})
 
 	// A fixed pool of workers rather than a goroutine per job: their
 	// stacks, grown by the HTTP client, are kept from job to job.
 	for range e.cfg.NumWorkers {
-		e.workers.Go(func() { e.worker(workCtx) })
+		e.workers.Go(func() { e.worker(ctx, workCtx) })
 	}
 
 	var loops sync.WaitGroup
@@ -132,6 +144,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.workers.Wait()
 	stopRecorder()
 	recording.Wait()
+	e.rerecording.Wait()
 	e.http.close()
 	e.log.Info("engine stopped")
 	return nil
@@ -312,19 +325,30 @@ func (e *Engine) dispatch(msg redis.XMessage, pending bool) {
 	e.work <- dispatched{msg: msg, pending: pending}
 }
 
-// worker works entries until the work channel is closed.
-func (e *Engine) worker(workCtx context.Context) {
+// worker works entries until the work channel is closed. Once stop is
+// done it starts no more: the entries read ahead stay pending for the
+// next start. Work it has started runs on workCtx.
+func (e *Engine) worker(stop, workCtx context.Context) {
 	var sig signer
 	for d := range e.work {
-		if d.pending && len(d.msg.Values) == 0 {
+		switch {
+		case stop.Err() != nil:
+			e.settle(d.msg.ID)
+		case d.pending && len(d.msg.Values) == 0:
 			// A pending entry whose stream entry was deleted: nothing to deliver.
 			e.ackDeleted(workCtx, d.msg.ID)
-		} else {
-			e.process(workCtx, newTask(d.msg), &sig)
+			e.settle(d.msg.ID)
+		case !e.process(workCtx, newTask(d.msg), &sig):
+			e.settle(d.msg.ID)
 		}
-		e.inFlight.Delete(d.msg.ID)
-		e.release(1)
 	}
+}
+
+// settle ends this engine's hold on an entry: its outcome is written, or
+// it is left pending for a later read or claim.
+func (e *Engine) settle(id string) {
+	e.inFlight.Delete(id)
+	e.release(1)
 }
 
 func (e *Engine) ackDeleted(ctx context.Context, id string) {

@@ -10,34 +10,37 @@ import (
 )
 
 // process works one task to its next durable state: delivered, scheduled
-// for another attempt, put back because its receiver is busy, or failed.
-// sig is the calling worker's signer.
-func (e *Engine) process(ctx context.Context, t task, sig *signer) {
+// for another attempt, put back because its receiver is busy, or failed;
+// sig is the calling worker's signer. It reports whether it handed an
+// outcome to the recorder, which then settles the task's entry; when it
+// did not (stopping), the entry stays pending and the caller settles it.
+func (e *Engine) process(ctx context.Context, t task, sig *signer) bool {
 	if t.bad != nil {
 		ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
 		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
 		e.metrics.badJobs.Inc()
-		e.finish(ctx, t, outcome{event: ev})
-		return
+		e.finish(t, outcome{event: ev})
+		return true
 	}
 
 	host := t.to.addr
 	if !e.hosts.acquire(ctx, host, hostWait) {
 		if ctx.Err() != nil {
-			return // stopping: the entry stays pending
+			return false // stopping: the entry stays pending
 		}
-		e.deferTask(ctx, t, host)
-		return
+		e.deferTask(t, host)
+		return true
 	}
 	e.metrics.inFlight.Inc()
 	res := e.http.deliver(ctx, t, sig)
 	e.metrics.inFlight.Dec()
 	e.hosts.release(host, res.duration)
 	if res.aborted {
-		return // cut short by the shutdown deadline: the entry stays pending
+		return false // cut short by the shutdown deadline: the entry stays pending
 	}
 	e.metrics.observeAttempt(res)
-	e.finish(ctx, t, e.decide(t, res))
+	e.finish(t, e.decide(t, res))
+	return true
 }
 
 // decide turns an attempt's result into the outcome to record.
@@ -76,33 +79,51 @@ func (e *Engine) logFailure(t task, level slog.Level, msg string, err error, mor
 // its receiver already has as many requests as it may; the worker moves on
 // to other receivers' jobs. The job comes back when the host is likely to
 // have room for it (see hostLimiter.schedule).
-func (e *Engine) deferTask(ctx context.Context, t task, host string) {
+func (e *Engine) deferTask(t task, host string) {
 	e.metrics.deferrals.Inc()
 	next := retryEntry{origin: t.origin, attempt: t.attempt, runStart: t.runStart,
 		deferrals: t.deferrals + 1, raw: t.raw}
-	e.finish(ctx, t, outcome{retry: &next, due: e.hosts.schedule(host, t.deferrals)})
+	e.finish(t, outcome{retry: &next, due: e.hosts.schedule(host, t.deferrals)})
 }
 
-// finish records an outcome and acknowledges the entry, retrying while
-// Redis is away. If it cannot (Redis gone for longer than half the
-// visibility timeout, or the engine is past its shutdown deadline), the
-// entry stays pending and is claimed again later: delivered twice rather
-// than lost.
-func (e *Engine) finish(ctx context.Context, t task, o outcome) {
+// finish hands an outcome to the recorder, which writes it and
+// acknowledges the entry in a batch with others, and then calls recorded.
+func (e *Engine) finish(t task, o outcome) {
 	r := entryOutcome{task: t, outcome: o}
 	if o.event != nil {
 		r.event = o.event.AppendJSON(make([]byte, 0, 512+len(o.event.Job)+len(o.event.Response)))
 	}
-	// The first try goes through the batching recorder; retries after a
-	// failure go on their own, so one bad batch cannot hold the others.
-	err := e.recorder.write(ctx, r)
+	e.recorder.submit(r)
+}
+
+// recorded settles an entry once its outcome's batch was written. A batch
+// that failed is written again outcome by outcome, each on its own, so
+// that one bad batch cannot hold the others; see rerecord.
+func (e *Engine) recorded(ctx context.Context, r entryOutcome, err error) {
+	if err == nil {
+		e.redisOK.Store(true)
+		e.settle(r.task.entryID)
+		return
+	}
+	e.rerecording.Go(func() {
+		e.rerecord(ctx, r, err)
+		e.settle(r.task.entryID)
+	})
+}
+
+// rerecord writes an outcome whose first write failed, retrying while
+// Redis is away. If it cannot (Redis gone for longer than half the
+// visibility timeout, or the engine is past its shutdown deadline), the
+// entry stays pending and is claimed again later: delivered twice rather
+// than lost.
+func (e *Engine) rerecord(ctx context.Context, r entryOutcome, err error) {
 	giveUp := time.Now().Add(e.cfg.VisibilityTimeout / 2)
 	var b backoff
 	for err != nil {
 		e.redisDown("record outcome", err)
 		if time.Now().After(giveUp) || !b.wait(ctx) {
 			e.log.Error("outcome not recorded; the job stays pending and will be delivered again",
-				"entry", t.entryID, "streamId", t.origin, "error", err)
+				"entry", r.task.entryID, "streamId", r.task.origin, "error", err)
 			return
 		}
 		// Once the outcome is known, writing it down is worth finishing even

@@ -44,15 +44,19 @@ type EngineResult struct {
 	LatencyJobs         int
 	BacklogPeakRSS      int64 // the engine's peak resident set with the backlog queued, bytes
 	BacklogDelivered    int   // deliveries made while it was measured
-	IsolationAlone      float64
-	IsolationWithSlow   float64 // fast receiver's deliveries/s with half the jobs to the slow one
+	// The fast receiver's deliveries/s alone, and with as many jobs again
+	// for the slow one; one per round.
+	IsolationAlone, IsolationWithSlow []float64
 }
 
 // Share is the engine's median rate as a share of the bare client's.
 func (r EngineResult) Share() float64 { return median(r.Engine) / median(r.Bare) }
 
-// IsolationCost is the fast receiver's loss of throughput to the slow one.
-func (r EngineResult) IsolationCost() float64 { return 1 - r.IsolationWithSlow/r.IsolationAlone }
+// IsolationCost is the fast receiver's loss of throughput to the slow
+// one, between the medians of the rounds.
+func (r EngineResult) IsolationCost() float64 {
+	return 1 - median(r.IsolationWithSlow)/median(r.IsolationAlone)
+}
 
 // Percentiles of a latency distribution.
 type Percentiles struct{ P50, P95, P99, Max time.Duration }
@@ -394,7 +398,8 @@ func (b *engineBench) backlog(ctx context.Context, res *EngineResult) error {
 
 // isolation measures the fast receiver's throughput alone, then with as
 // many jobs again, interleaved, for a receiver that takes SlowDelay per
-// request.
+// request; as many rounds of both as of the throughput runs, so that both
+// see the same machine.
 func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
 	fast, err := startReceiver(0, 0)
 	if err != nil {
@@ -407,20 +412,26 @@ func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
 	}
 	defer slow.close()
 	n := b.o.IsolationJobs
-	if res.IsolationAlone, err = b.fastRate(ctx, fast, n, n, func(int) string { return jobDoc(fast.url, "fast") }); err != nil {
-		return err
-	}
-	b.progress("isolation: fast receiver alone %.0f deliveries/s", res.IsolationAlone)
 	mixed := func(i int) string {
 		if i%2 == 1 {
 			return jobDoc(slow.url, "slow")
 		}
 		return jobDoc(fast.url, "fast")
 	}
-	if res.IsolationWithSlow, err = b.fastRate(ctx, fast, 2*n, n, mixed); err != nil {
-		return err
+	for round := 1; round <= b.o.Rounds; round++ {
+		alone, err := b.fastRate(ctx, fast, n, n, func(int) string { return jobDoc(fast.url, "fast") })
+		if err != nil {
+			return err
+		}
+		withSlow, err := b.fastRate(ctx, fast, 2*n, n, mixed)
+		if err != nil {
+			return err
+		}
+		res.IsolationAlone = append(res.IsolationAlone, alone)
+		res.IsolationWithSlow = append(res.IsolationWithSlow, withSlow)
+		b.progress("isolation round %d/%d: fast receiver alone %.0f deliveries/s, beside the slow one %.0f",
+			round, b.o.Rounds, alone, withSlow)
 	}
-	b.progress("isolation: fast receiver beside the slow one %.0f deliveries/s", res.IsolationWithSlow)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestEngineMeasuresEverything(t *testing.T) {
 	if res.BacklogPeakRSS < 1<<20 {
 		t.Errorf("peak RSS with the backlog: %d bytes", res.BacklogPeakRSS)
 	}
-	if res.IsolationAlone <= 0 || res.IsolationWithSlow <= 0 {
+	if len(res.IsolationAlone) != 2 || len(res.IsolationWithSlow) != 2 || slices.Min(res.IsolationAlone) <= 0 || slices.Min(res.IsolationWithSlow) <= 0 {
 		t.Errorf("isolation: alone %v/s, beside the slow receiver %v/s", res.IsolationAlone, res.IsolationWithSlow)
 	}
 

@@ -46,8 +46,8 @@ func (r Report) rows() []row {
 				"p99 < "+ms(targetP99), e.Latency.P99 < targetP99),
 			check(fmt.Sprintf("engine peak RSS, backlog queued (%d delivered meanwhile)", e.BacklogDelivered),
 				mib(e.BacklogPeakRSS), "< "+mib(targetRSS), e.BacklogPeakRSS < targetRSS),
-			row{measure: "fast receiver alone, deliveries/s", result: fmt.Sprintf("%.0f", e.IsolationAlone)},
-			row{measure: "fast receiver beside a slow one, deliveries/s", result: fmt.Sprintf("%.0f", e.IsolationWithSlow)},
+			row{measure: "fast receiver alone, deliveries/s", result: rates(e.IsolationAlone)},
+			row{measure: "fast receiver beside a slow one, deliveries/s", result: rates(e.IsolationWithSlow)},
 			check("throughput the slow receiver costs the others", fmt.Sprintf("%.1f%%", 100*e.IsolationCost()),
 				fmt.Sprintf("< %.0f%%", 100*targetIsolation), e.IsolationCost() < targetIsolation),
 		)
