@@ -61,6 +61,7 @@ func run() error {
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
 	flag.IntVar(&mo.Webhooks, "webhooks", mo.Webhooks, "webhooks ingested by the monitor")
 	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each API request is timed")
+	flag.StringVar(&mo.MongoURI, "mongodb-uri", "", "measure the monitor on this MongoDB (in a database of its own, dropped when done) instead of the embedded FerretDB")
 	flag.Parse()
 	if *only != "" && *only != "engine" && *only != "monitor" {
 		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)

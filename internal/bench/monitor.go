@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/internal/ferret"
@@ -31,6 +33,10 @@ type MonitorOptions struct {
 	Webhooks int       // how many webhooks (one final status event each) to ingest
 	Requests int       // how many times each API request is timed, after one warm-up
 	Progress io.Writer // one line per phase, and progress during long phases; nil discards
+	// MongoURI is a MongoDB server to measure on, such as
+	// mongodb://127.0.0.1:27017: Monitor works in a database of its own
+	// there, which it drops when done. "" starts the embedded FerretDB.
+	MongoURI string
 }
 
 // MonitorResult is what Monitor measured.
@@ -75,25 +81,20 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 	}
 	res.Webhooks = o.Webhooks
 
-	fmt.Fprintln(out, "monitor: starting redis-server and the embedded MongoDB-wire server (FerretDB)")
+	fmt.Fprintln(out, "monitor: starting redis-server")
 	rs, err := redisserver.Start(ctx)
 	if err != nil {
 		return res, fmt.Errorf("start redis-server: %w", err)
 	}
 	defer rs.Stop()
-	dir, err := os.MkdirTemp("", "sendhooks-bench-mongo-")
-	if err != nil {
-		return res, fmt.Errorf("data directory for FerretDB: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	fdb, err := ferret.Start(ctx, "127.0.0.1:0", dir)
+	mongoURI, dropMongo, err := benchMongo(ctx, o.MongoURI, out)
 	if err != nil {
 		return res, err
 	}
-	defer fdb.Stop()
+	defer func() { err = errors.Join(err, dropMongo()) }()
 
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg, svc, api, err := newBenchMonitor(rs.Addr(), fdb.Addr(), log)
+	cfg, svc, api, err := newBenchMonitor(rs.Addr(), mongoURI, log)
 	if err != nil {
 		return res, err
 	}
@@ -145,9 +146,53 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 	return res, nil
 }
 
+// benchMongo returns the connection string of the database Monitor works
+// in, and the function that removes it: a database of its own on the
+// server at uri, or, when uri is "", the embedded FerretDB in a temporary
+// directory.
+func benchMongo(ctx context.Context, uri string, out io.Writer) (string, func() error, error) {
+	if uri == "" {
+		fmt.Fprintln(out, "monitor: starting the embedded MongoDB-wire server (FerretDB)")
+		dir, err := os.MkdirTemp("", "sendhooks-bench-mongo-")
+		if err != nil {
+			return "", nil, fmt.Errorf("data directory for FerretDB: %w", err)
+		}
+		fdb, err := ferret.Start(ctx, "127.0.0.1:0", dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return "", nil, err
+		}
+		return "mongodb://" + fdb.Addr() + "/sendhooks", func() error {
+			fdb.Stop()
+			return os.RemoveAll(dir)
+		}, nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		return "", nil, fmt.Errorf("-mongodb-uri %q: want a mongodb:// or mongodb+srv:// connection string", uri)
+	}
+	db := "sendhooks_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	u.Path = "/" + db
+	fmt.Fprintf(out, "monitor: measuring on %s, database %s (dropped when done)\n", u.Redacted(), db)
+	client, err := mongo.Connect(options.Client().ApplyURI(u.String()).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		return "", nil, fmt.Errorf("-mongodb-uri: %w", err)
+	}
+	if err := client.Ping(ctx, nil); err != nil {
+		_ = client.Disconnect(ctx)
+		return "", nil, fmt.Errorf("-mongodb-uri %s: %w", u.Redacted(), err)
+	}
+	return u.String(), func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		err := client.Database(db).Drop(ctx)
+		return errors.Join(err, client.Disconnect(ctx))
+	}, nil
+}
+
 // newBenchMonitor builds the monitor and its API handler on the Redis at
-// redisAddr and the MongoDB-wire server at mongoAddr, as the dev stack does.
-func newBenchMonitor(redisAddr, mongoAddr string, log *slog.Logger) (monitor.Config, *monitor.Service, http.Handler, error) {
+// redisAddr and the MongoDB database at mongoURI, as the dev stack does.
+func newBenchMonitor(redisAddr, mongoURI string, log *slog.Logger) (monitor.Config, *monitor.Service, http.Handler, error) {
 	host, port, err := net.SplitHostPort(redisAddr)
 	if err != nil {
 		return monitor.Config{}, nil, nil, fmt.Errorf("redis address %q: %w", redisAddr, err)
@@ -155,7 +200,7 @@ func newBenchMonitor(redisAddr, mongoAddr string, log *slog.Logger) (monitor.Con
 	env := map[string]string{
 		"REDIS_HOST":    host,
 		"REDIS_PORT":    port,
-		"MONGODB_URI":   "mongodb://" + mongoAddr + "/sendhooks",
+		"MONGODB_URI":   mongoURI,
 		"CONSUMER_NAME": "sendhooks-bench",
 	}
 	cfg, err := monitor.LoadConfig(func(k string) string { return env[k] })

@@ -7,6 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sendhooks/sendhooks/internal/mongotest"
 )
 
 func TestMonitor(t *testing.T) {
@@ -40,5 +46,46 @@ func TestMonitor(t *testing.T) {
 func TestMonitorRefusesNoWork(t *testing.T) {
 	if _, err := Monitor(context.Background(), MonitorOptions{Webhooks: 0, Requests: 1}); err == nil {
 		t.Error("Monitor with no webhooks: no error")
+	}
+}
+
+// TestMonitorOnAGivenMongoDB measures on a server given by its connection
+// string, in a database of its own that is gone afterwards.
+func TestMonitorOnAGivenMongoDB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := mongotest.Start(t)
+	var progress bytes.Buffer
+	res, err := Monitor(ctx, MonitorOptions{Webhooks: 50, Requests: 1, Progress: &progress, MongoURI: "mongodb://" + srv.Addr()})
+	if err != nil {
+		t.Fatalf("Monitor: %v\nprogress:\n%s", err, &progress)
+	}
+	if res.Webhooks != 50 || len(res.API) != 5 {
+		t.Errorf("Webhooks %d, %d API rows; want 50 and 5", res.Webhooks, len(res.API))
+	}
+	if !strings.Contains(progress.String(), "measuring on mongodb://"+srv.Addr()+"/sendhooks_bench_") {
+		t.Errorf("progress does not name the server and database:\n%s", &progress)
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	names, err := client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if strings.HasPrefix(name, "sendhooks_bench_") {
+			t.Errorf("database %s left behind", name)
+		}
+	}
+}
+
+func TestMonitorRefusesAURIThatIsNotMongoDB(t *testing.T) {
+	_, err := Monitor(context.Background(), MonitorOptions{Webhooks: 1, Requests: 1, MongoURI: "http://127.0.0.1:27017"})
+	const want = `-mongodb-uri "http://127.0.0.1:27017": want a mongodb:// or mongodb+srv:// connection string`
+	if err == nil || err.Error() != want {
+		t.Errorf("Monitor with an http URI: %v, want %q", err, want)
 	}
 }
