@@ -73,6 +73,8 @@ func (p *connPool) takeIdle(key string) *conn {
 // connect dials t's receiver, through the TLS handshake for https, which
 // must be done by deadline.
 func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*conn, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	raw, err := p.dial(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
