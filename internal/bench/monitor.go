@@ -30,7 +30,13 @@ import (
 
 // MonitorOptions says what Monitor measures.
 type MonitorOptions struct {
-	Webhooks int       // how many webhooks (one final status event each) to ingest
+	Webhooks int // how many webhooks (one final status event each) the API is timed over
+	// Ingest is how many of them reach the monitor through the status
+	// stream, its ingestion timed; the others are then written straight
+	// into the hooks collection, as the monitor stores them, so that the
+	// API can be timed at sizes the embedded FerretDB takes hours to
+	// ingest. 0 means all of them.
+	Ingest   int
 	Requests int       // how many times each API request is timed, after one warm-up
 	Progress io.Writer // one line per phase, and progress during long phases; nil discards
 	// MongoURI is a MongoDB server to measure on, such as
@@ -41,7 +47,8 @@ type MonitorOptions struct {
 
 // MonitorResult is what Monitor measured.
 type MonitorResult struct {
-	Webhooks int // how many webhooks were ingested
+	Webhooks int // how many webhooks the API was timed over
+	Ingested int // how many of them went through the monitor's ingestion
 	// IngestDuration runs from the start of the monitor until every event
 	// is stored in MongoDB. It is found by polling every 10 ms, which
 	// bounds its resolution.
@@ -75,11 +82,17 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 	if o.Webhooks < 1 || o.Requests < 1 {
 		return res, fmt.Errorf("webhooks and requests must be at least 1, got %d and %d", o.Webhooks, o.Requests)
 	}
+	if o.Ingest == 0 {
+		o.Ingest = o.Webhooks
+	}
+	if o.Ingest < 1 || o.Ingest > o.Webhooks {
+		return res, fmt.Errorf("-ingest %d: want 1 to the number of webhooks (%d)", o.Ingest, o.Webhooks)
+	}
 	out := &lockedWriter{w: o.Progress}
 	if o.Progress == nil {
 		out.w = io.Discard
 	}
-	res.Webhooks = o.Webhooks
+	res.Webhooks, res.Ingested = o.Webhooks, o.Ingest
 
 	fmt.Fprintln(out, "monitor: starting redis-server")
 	rs, err := redisserver.Start(ctx)
@@ -99,7 +112,7 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 		return res, err
 	}
 	set := newMonitorSet(o.Webhooks, time.Now())
-	if err := set.preload(ctx, rs.Addr(), cfg.StreamKey, out); err != nil {
+	if err := set.preload(ctx, rs.Addr(), cfg.StreamKey, o.Ingest, out); err != nil {
 		return res, err
 	}
 
@@ -107,7 +120,7 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 	if err != nil {
 		return res, fmt.Errorf("listen for the API: %w", err)
 	}
-	fmt.Fprintf(out, "monitor: ingesting %d status events\n", o.Webhooks)
+	fmt.Fprintf(out, "monitor: ingesting %d status events\n", o.Ingest)
 	srvCtx, stop := context.WithCancel(ctx)
 	served := make(chan struct{})
 	var serveErr error
@@ -123,13 +136,16 @@ func Monitor(ctx context.Context, o MonitorOptions) (res MonitorResult, err erro
 			err = errors.Join(err, fmt.Errorf("monitor: %w", serveErr))
 		}
 	}()
-	if err := waitIngested(ctx, svc, o.Webhooks, served, out); err != nil {
+	if err := waitIngested(ctx, svc, o.Ingest, served, out); err != nil {
 		return res, err
 	}
 	res.IngestDuration = time.Since(start)
-	res.EventsPerSecond = float64(o.Webhooks) / res.IngestDuration.Seconds()
+	res.EventsPerSecond = float64(o.Ingest) / res.IngestDuration.Seconds()
 	fmt.Fprintf(out, "monitor: ingested %d status events in %v: %.0f events/s\n",
-		o.Webhooks, res.IngestDuration.Round(time.Millisecond), res.EventsPerSecond)
+		o.Ingest, res.IngestDuration.Round(time.Millisecond), res.EventsPerSecond)
+	if err := set.seed(ctx, mongoURI, cfg.MongoDatabase, o.Ingest, out); err != nil {
+		return res, err
+	}
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -256,26 +272,61 @@ func (s *monitorSet) event(i int) sendhooks.StatusEvent {
 	return ev
 }
 
-// preload writes the status events into stream, pipelined in chunks.
-func (s *monitorSet) preload(ctx context.Context, redisAddr, stream string, out io.Writer) error {
+// preload writes the status events of the first n hooks into stream,
+// pipelined in chunks.
+func (s *monitorSet) preload(ctx context.Context, redisAddr, stream string, n int, out io.Writer) error {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	fmt.Fprintf(out, "monitor: preloading %d status events into %s\n", s.n, stream)
+	fmt.Fprintf(out, "monitor: preloading %d status events into %s\n", n, stream)
 	start := time.Now()
-	for first := 0; first < s.n; first += monitorChunk {
+	for first := 0; first < n; first += monitorChunk {
 		pipe := rdb.Pipeline()
-		for i := first; i < min(first+monitorChunk, s.n); i++ {
+		for i := first; i < min(first+monitorChunk, n); i++ {
 			ev := s.event(i)
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{sendhooks.StreamField, ev.AppendJSON(nil)}})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("XADD status events into %s: %w", stream, err)
 		}
-		if done := min(first+monitorChunk, s.n); done%10_000 == 0 || done == s.n {
-			fmt.Fprintf(out, "monitor: preloaded %d of %d\n", done, s.n)
+		if done := min(first+monitorChunk, n); done%10_000 == 0 || done == n {
+			fmt.Fprintf(out, "monitor: preloaded %d of %d\n", done, n)
 		}
 	}
-	fmt.Fprintf(out, "monitor: preloaded %d status events in %v\n", s.n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "monitor: preloaded %d status events in %v\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// seed writes the hooks from the first-th on straight into the hooks
+// collection of db, each as the monitor stores a hook built from its one
+// status event, a thousand per InsertMany.
+func (s *monitorSet) seed(ctx context.Context, uri, db string, first int, out io.Writer) error {
+	if first >= s.n {
+		return nil
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return fmt.Errorf("seed hooks: %w", err)
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+	hooks := client.Database(db).Collection(monitor.HooksCollection)
+	fmt.Fprintf(out, "monitor: writing hooks %d to %d straight into %s\n", first+1, s.n, monitor.HooksCollection)
+	start, now := time.Now(), time.Now().UTC().Truncate(time.Millisecond)
+	for from := first; from < s.n; from += monitorChunk {
+		docs := make([]any, 0, monitorChunk)
+		for i := from; i < min(from+monitorChunk, s.n); i++ {
+			h := &monitor.Hook{}
+			h.Apply(monitor.Event{StatusEvent: s.event(i)})
+			h.EventCount, h.Version, h.UpdatedAt = 1, 1, now
+			docs = append(docs, h)
+		}
+		if _, err := hooks.InsertMany(ctx, docs); err != nil {
+			return fmt.Errorf("seed hooks %d to %d: %w", from+1, from+len(docs), err)
+		}
+		if done := from + len(docs); done%10_000 == 0 || done == s.n {
+			fmt.Fprintf(out, "monitor: %d of %d hooks stored\n", done, s.n)
+		}
+	}
+	fmt.Fprintf(out, "monitor: wrote %d hooks in %v\n", s.n-first, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

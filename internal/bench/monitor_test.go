@@ -89,3 +89,28 @@ func TestMonitorRefusesAURIThatIsNotMongoDB(t *testing.T) {
 		t.Errorf("Monitor with an http URI: %v, want %q", err, want)
 	}
 }
+
+// TestMonitorSeedsWhatItDoesNotIngest ingests some webhooks and writes the
+// rest straight into MongoDB: the API, checked on every answer, must count
+// them all.
+func TestMonitorSeedsWhatItDoesNotIngest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	res, err := Monitor(ctx, MonitorOptions{Webhooks: 200, Ingest: 50, Requests: 1, Progress: &progress})
+	if err != nil {
+		t.Fatalf("Monitor: %v\nprogress:\n%s", err, &progress)
+	}
+	if res.Webhooks != 200 || res.Ingested != 50 || len(res.API) != 5 {
+		t.Errorf("Webhooks %d, Ingested %d, %d API rows; want 200, 50 and 5", res.Webhooks, res.Ingested, len(res.API))
+	}
+	for _, want := range []string{"ingested 50 status events", "wrote 150 hooks"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, &progress)
+		}
+	}
+	if _, err := Monitor(ctx, MonitorOptions{Webhooks: 10, Ingest: 11, Requests: 1}); err == nil ||
+		err.Error() != "-ingest 11: want 1 to the number of webhooks (10)" {
+		t.Errorf("Monitor with more to ingest than webhooks: %v", err)
+	}
+}
