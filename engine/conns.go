@@ -16,7 +16,8 @@ import (
 // connection, whose hand-offs cost more than the request on loopback.
 type conn struct {
 	net.Conn
-	key       string // the pool's key: scheme and dial address
+	raw       net.Conn // the TCP connection, under TLS for https
+	key       string   // the pool's key: scheme and dial address
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	reused    bool      // it has carried a request before this one
@@ -59,7 +60,7 @@ func (p *connPool) takeIdle(key string) *conn {
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		p.nIdle--
-		if time.Since(c.idleSince) < p.idleTimeout {
+		if time.Since(c.idleSince) < p.idleTimeout && idleConnUsable(c.raw) {
 			p.idle[key] = list
 			c.reused = true
 			return c
@@ -94,7 +95,7 @@ func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*
 		}
 		nc = tc
 	}
-	return &conn{Conn: nc, key: t.key, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &conn{Conn: nc, raw: raw, key: t.key, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
 }
 
 // put hands back a connection whose last answer was read to its end.

@@ -94,6 +94,11 @@ func parseTarget(rawURL string) (target, error) {
 		return target{}, &sendhooks.BadJobError{Reason: fmt.Sprintf("the url %q does not parse: %v", rawURL, err)}
 	}
 	t := target{tls: u.Scheme == "https", hostname: u.Hostname(), host: u.Host, uri: u.RequestURI()}
+	if zone := strings.IndexByte(t.host, '%'); zone >= 0 && strings.HasPrefix(t.host, "[") {
+		// An IPv6 zone ("[fe80::1%eth0]") is for this machine's routing,
+		// not for the receiver's Host header.
+		t.host = t.host[:zone] + t.host[strings.IndexByte(t.host, ']'):]
+	}
 	if !isASCII(t.hostname) {
 		// An internationalised name travels in its ASCII (punycode) form.
 		if t.hostname, err = idna.Lookup.ToASCII(t.hostname); err != nil {
@@ -176,23 +181,18 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(longAgo) })
 	defer stop()
 
-	d.writeRequest(c.bw, t, sig, res.started)
-	err := c.bw.Flush()
-	if err == nil {
-		_, err = c.br.Peek(1) // the answer has begun
-	}
-	if err != nil {
+	writeErr := d.send(c, t, sig, res.started)
+	if _, err := c.br.Peek(1); err != nil {
 		_ = c.Close()
+		if writeErr != nil {
+			err = writeErr
+		}
 		if c.reused && ctx.Err() == nil && isConnLoss(err) {
 			return errStaleConn
 		}
 		return err
 	}
-	resp, err := http.ReadResponse(c.br, nil)
-	// Informational answers (100 Continue, 103 Early Hints) come before the real one.
-	for skipped := 0; err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols && skipped < 5; skipped++ {
-		resp, err = http.ReadResponse(c.br, nil)
-	}
+	resp, err := readFinalResponse(c.br)
 	if err != nil {
 		_ = c.Close()
 		return fmt.Errorf("read the receiver's answer: %w", err)
@@ -200,13 +200,67 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 	res.statusCode = resp.StatusCode
 	var complete bool
 	res.response, complete = readCapped(resp.Body)
+	stop() // before the connection can go to another worker
 	classify(res, resp)
-	if complete && !resp.Close && c.br.Buffered() == 0 && ctx.Err() == nil {
+	if writeErr == nil && complete && !resp.Close && resp.StatusCode >= 200 && c.br.Buffered() == 0 && ctx.Err() == nil {
 		d.conns.put(c)
 	} else {
 		_ = c.Close()
 	}
 	return nil
+}
+
+// concurrentWriteMin is the body size from which a request is written by
+// a goroutine of its own while the worker waits for the answer: a
+// receiver may answer (a 413, a 410) before it has read such a body, and
+// then stop reading it. Smaller bodies fit in the socket's buffers and
+// their write never waits for the receiver.
+const concurrentWriteMin = 64 << 10
+
+// send writes the request on c and returns the write's error, if any. A
+// large body is written while the answer is awaited: send returns once the
+// answer has begun (or the connection failed), the write then being
+// finished, or cut short with an error if the receiver answered before
+// reading all of it. The receiver's answer, if any, is the attempt's
+// outcome either way.
+func (d *deliverer) send(c *conn, t task, sig *signer, now time.Time) error {
+	if len(t.job.Body()) < concurrentWriteMin {
+		d.writeRequest(c.bw, t, sig, now)
+		return c.bw.Flush()
+	}
+	written := make(chan error, 1)
+	go func() {
+		d.writeRequest(c.bw, t, sig, now)
+		written <- c.bw.Flush()
+	}()
+	_, _ = c.br.Peek(1) // the answer has begun, or the connection failed
+	select {
+	case err := <-written:
+		return err
+	default:
+		// Answered before the body was all sent: stop sending it.
+		_ = c.SetWriteDeadline(longAgo)
+		if err := <-written; err != nil {
+			return fmt.Errorf("the receiver answered before reading the whole body: %w", err)
+		}
+		return nil
+	}
+}
+
+// maxInformational bounds the informational answers (100 Continue, 103
+// Early Hints) read before the final one.
+const maxInformational = 5
+
+// readFinalResponse reads the answer's head, past informational answers.
+// A 101 Switching Protocols is final: the connection cannot be kept after it.
+func readFinalResponse(br *bufio.Reader) (*http.Response, error) {
+	for range maxInformational + 1 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, err
+		}
+	}
+	return nil, fmt.Errorf("more than %d informational answers", maxInformational)
 }
 
 // headerSafe checks that a job's value can be sent as a header value: a

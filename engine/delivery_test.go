@@ -285,3 +285,127 @@ func TestGarbledAnswerFailsTheAttempt(t *testing.T) {
 		t.Fatalf("garbled answer: err %v (permanent %v), want %q, to be retried", res.err, res.permanent, want)
 	}
 }
+
+func TestOriginThatIsNotAStreamIDIsIgnored(t *testing.T) {
+	for origin, want := range map[string]string{
+		"1700000000000-3":          "1700000000000-3",
+		"1-0\r\nX-Injected: yes":   "5-0",
+		"1-0|2|3|4|{}":             "5-0",
+		"not an id":                "5-0",
+		"123456789012345678901-0":  "5-0", // more digits than a stream id has
+		"1700000000000-3 trailing": "5-0",
+	} {
+		tk := newTask(redis.XMessage{ID: "5-0", Values: map[string]any{
+			sendhooks.StreamField: `{"url":"http://127.0.0.1/","data":{}}`, sendhooks.FieldOrigin: origin}})
+		if tk.origin != want || tk.bad != nil {
+			t.Errorf("origin %q: task origin %q (bad %v), want %q", origin, tk.origin, tk.bad, want)
+		}
+	}
+}
+
+func TestTooManyInformationalAnswersFailTheAttempt(t *testing.T) {
+	answer := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", maxInformational+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	res := deliverTo(t, testDeliverer(t), rawReceiver(t, answer))
+	const want = "request failed: read the receiver's answer: more than 5 informational answers"
+	if res.err == nil || res.err.Error() != want {
+		t.Fatalf("six informational answers: err %v, want %q", res.err, want)
+	}
+}
+
+// A receiver may answer before it has read a large body, and then stop
+// reading it: its answer is the attempt's outcome, without waiting for
+// the request timeout.
+func TestAnswerBeforeTheWholeBodyIsRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		// The head is read, the body is not, and never will be.
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+		<-done
+	}()
+	d := testDeliverer(t)
+	d.timeout = time.Minute // far beyond the test's wait: only the answer can end the attempt
+	body := `{"pad":"` + strings.Repeat("x", 8<<20) + `"}`
+	doc := fmt.Sprintf(`{"url":"http://%s/hook","webhookId":"w-big","data":%s}`, ln.Addr(), body)
+	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
+	var sig signer
+	res := d.deliver(context.Background(), tk, &sig)
+	if res.statusCode != http.StatusRequestEntityTooLarge || res.response != "too big!" {
+		t.Fatalf("early answer to a large body: status %d, response %q, err %v; want 413 %q", res.statusCode, res.response, res.err, "too big!")
+	}
+}
+
+// A receiver that sends something on a kept connection while it is idle
+// (a 408 before closing it) has that connection replaced: the next
+// attempt gets its own answer.
+func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sendUnasked := make(chan struct{})
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if n == 1 {
+					<-sendUnasked
+					_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+					_, _ = br.ReadByte() // keep the connection open until the client closes it
+				}
+			}()
+		}
+	}()
+	d := testDeliverer(t)
+	url := "http://" + ln.Addr().String() + "/hook"
+	if res := deliverTo(t, d, url); res.statusCode != 200 {
+		t.Fatalf("first attempt: status %d, err %v", res.statusCode, res.err)
+	}
+	kept := func() *conn {
+		d.conns.mu.Lock()
+		defer d.conns.mu.Unlock()
+		for _, list := range d.conns.idle {
+			return list[0]
+		}
+		return nil
+	}
+	c := kept()
+	if c == nil || !idleConnUsable(c.raw) {
+		t.Fatal("the first attempt's connection was not kept, or not usable while quiet")
+	}
+	close(sendUnasked)
+	waitFor(t, 10*time.Second, "the unasked answer to arrive", func() bool { return !idleConnUsable(c.raw) })
+	if res := deliverTo(t, d, url); res.statusCode != 200 || res.response != "ok" {
+		t.Fatalf("attempt after an unasked 408: status %d, response %q, err %v; want 200 ok", res.statusCode, res.response, res.err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the one with the unasked answer replaced", n)
+	}
+}

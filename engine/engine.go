@@ -243,9 +243,9 @@ func (e *Engine) read(ctx context.Context, n int, start string) (next string, fu
 		msgs = streams[0].Messages
 	}
 	e.release(n - len(msgs))
-	pending := start != ">"
+	pending, now := start != ">", time.Now()
 	for _, msg := range msgs {
-		e.dispatch(msg, pending)
+		e.dispatch(msg, pending, now)
 	}
 	if errors.Is(err, redis.Nil) {
 		err = nil
@@ -275,8 +275,9 @@ func (e *Engine) claim(ctx context.Context, n int, cursor string) (int, string, 
 	if len(msgs) > 0 {
 		e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
 	}
+	now := time.Now()
 	for _, msg := range msgs {
-		e.dispatch(msg, true)
+		e.dispatch(msg, true, now)
 	}
 	return len(msgs), next, nil
 }
@@ -311,28 +312,43 @@ func (e *Engine) forwardLoop(ctx context.Context) {
 // dispatched is a stream entry on its way to a worker.
 type dispatched struct {
 	msg     redis.XMessage
-	pending bool // read from a pending list, not as a new entry
+	pending bool      // read from a pending list, not as a new entry
+	readAt  time.Time // when it was read or claimed: its idle time in Redis starts then
 }
 
 // dispatch hands one stream entry to the workers; the caller holds a slot
 // for it, which the worker gives back when done. An entry already being
 // worked on here (claimed again while its delivery is slow) is skipped.
-func (e *Engine) dispatch(msg redis.XMessage, pending bool) {
+func (e *Engine) dispatch(msg redis.XMessage, pending bool, readAt time.Time) {
 	if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
 		e.release(1)
 		return
 	}
-	e.work <- dispatched{msg: msg, pending: pending}
+	e.work <- dispatched{msg: msg, pending: pending, readAt: readAt}
 }
 
 // worker works entries until the work channel is closed. Once stop is
 // done it starts no more: the entries read ahead stay pending for the
 // next start. Work it has started runs on workCtx.
+//
+// Nor does it start an entry that waited for a worker for longer than the
+// visibility timeout leaves room for an attempt: other engines could claim
+// it while the attempt runs and deliver it too. It stays pending, to be
+// claimed once the visibility timeout has passed, by this engine or another.
 func (e *Engine) worker(stop, workCtx context.Context) {
 	var sig signer
+	// Validate keeps the visibility timeout above the request timeout; a
+	// Config made in code without it gets no such check rather than one
+	// that would leave every job.
+	latest := e.cfg.VisibilityTimeout - e.cfg.RequestTimeout
 	for d := range e.work {
 		switch {
 		case stop.Err() != nil:
+			e.settle(d.msg.ID)
+		case latest > 0 && time.Since(d.readAt) > latest:
+			e.metrics.expired.Inc()
+			e.log.Warn("a job waited too long for a worker; it stays pending and will be claimed again",
+				"entry", d.msg.ID, "waited", time.Since(d.readAt).Round(time.Millisecond))
 			e.settle(d.msg.ID)
 		case d.pending && len(d.msg.Values) == 0:
 			// A pending entry whose stream entry was deleted: nothing to deliver.

@@ -115,8 +115,9 @@ func (l *hostLimiter) release(host string, took time.Duration) {
 // should come back. Jobs put back are spaced by the host's pace, the time
 // it takes per request divided by its slots, after those put back before
 // them: they come back about as fast as the host can take them, instead of
-// all at once to be put back again. With no time per request known yet,
-// each deferral waits twice as long as the last, from half a second.
+// all at once to be put back again. With no time per request to judge by
+// (a host first seen this instant), each deferral waits twice as long as
+// the last, from half a second.
 func (l *hostLimiter) schedule(host string, deferrals int) time.Time {
 	now := l.now()
 	l.mu.Lock()

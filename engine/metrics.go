@@ -23,6 +23,7 @@ type metrics struct {
 	inFlight                   prometheus.Gauge
 	retries                    prometheus.Counter
 	deferrals                  prometheus.Counter
+	expired                    prometheus.Counter
 	ready                      func(context.Context) error
 }
 
@@ -59,9 +60,13 @@ func newMetrics(e *Engine) *metrics {
 			Name: "sendhooks_deferrals_total",
 			Help: "Jobs put back because their receiver host was at its concurrency limit.",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendhooks_jobs_left_for_a_claim_total",
+			Help: "Jobs read ahead that waited for a worker past visibilityTimeout minus requestTimeout and were left pending to be claimed again.",
+		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}
-	m.registry.MustRegister(jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals,
+	m.registry.MustRegister(jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals, m.expired,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendhooks_retry_set_size",

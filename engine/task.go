@@ -32,7 +32,10 @@ type task struct {
 // failed status event instead of blocking the stream.
 func newTask(msg redis.XMessage) task {
 	t := task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
-	if v, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && v != "" {
+	if v, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && isStreamID(v) {
+		// Anything else in the field (it can be written by anyone who can
+		// write the stream) is ignored: the origin goes into a header and
+		// into the retry set's members, which it must not break.
 		t.origin = v
 	}
 	t.attempt = positiveField(msg.Values, sendhooks.FieldAttempt, 1)
@@ -63,6 +66,25 @@ func newTask(msg redis.XMessage) task {
 		t.key = key
 	}
 	return t
+}
+
+// isStreamID tells whether s has the form of a stream entry id,
+// <milliseconds>-<sequence>.
+func isStreamID(s string) bool {
+	ms, seq, ok := strings.Cut(s, "-")
+	return ok && isDigits(ms) && isDigits(seq)
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // positiveField reads a whole-number field written by the engine or the
