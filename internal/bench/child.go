@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sendhooks/sendhooks/engine"
+	"github.com/sendhooks/sendhooks/internal/redisserver"
 )
 
 // ChildEnv names the role of a child process of the benchmark command: the
@@ -145,7 +146,7 @@ func startEngine(ctx context.Context, s engineSetup) (*engineProcess, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the benchmark executable: %w", err)
 	}
-	port, err := freePort()
+	port, err := redisserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -292,14 +293,4 @@ func (p *engineProcess) mallocs() (float64, error) {
 		return 0, fmt.Errorf("read the engine's metrics: %w", err)
 	}
 	return 0, fmt.Errorf("the engine's metrics have no go_memstats_mallocs_total")
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

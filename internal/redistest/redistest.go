@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks/internal/redisserver"
 )
 
 const (
@@ -107,7 +109,7 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(func() { s.cleanup(t) })
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := redisserver.FreePort()
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
@@ -415,17 +417,6 @@ func logSince(path string, offset int64, substr string) bool {
 		return false
 	}
 	return bytes.Contains(data, []byte(substr))
-}
-
-// freePort returns a loopback TCP port that was free a moment ago. Another
-// process may take it before redis-server binds it; Start retries then.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // sysProcAttr asks the kernel to SIGKILL redis-server when its parent dies,
