@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,12 +182,12 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(longAgo) })
 	defer stop()
 
-	writeErr := d.send(c, t, sig, res.started)
-	if _, err := c.br.Peek(1); err != nil {
+	sent := d.send(c, t, sig, res.started)
+	_, peekErr := c.br.Peek(1) // the answer has begun, or the connection failed
+	writeErr := sent()
+	if peekErr != nil {
 		_ = c.Close()
-		if writeErr != nil {
-			err = writeErr
-		}
+		err := cmp.Or(writeErr, peekErr) // a failed write says more
 		if c.reused && ctx.Err() == nil && isConnLoss(err) {
 			return errStaleConn
 		}
@@ -217,33 +218,35 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 // their write never waits for the receiver.
 const concurrentWriteMin = 64 << 10
 
-// send writes the request on c and returns the write's error, if any. A
-// large body is written while the answer is awaited: send returns once the
-// answer has begun (or the connection failed), the write then being
-// finished, or cut short with an error if the receiver answered before
-// reading all of it. The receiver's answer, if any, is the attempt's
-// outcome either way.
-func (d *deliverer) send(c *conn, t task, sig *signer, now time.Time) error {
+// send writes the request on c, at once for a small body, or for a large
+// one in a goroutine while the caller waits for the answer. The caller
+// calls sent once the answer has begun (or the connection failed): it
+// returns the write's error, after cutting the write short if the
+// receiver answered before reading the whole body. The receiver's answer,
+// if any, is the attempt's outcome either way.
+func (d *deliverer) send(c *conn, t task, sig *signer, now time.Time) (sent func() error) {
 	if len(t.job.Body()) < concurrentWriteMin {
 		d.writeRequest(c.bw, t, sig, now)
-		return c.bw.Flush()
+		err := c.bw.Flush()
+		return func() error { return err }
 	}
 	written := make(chan error, 1)
 	go func() {
 		d.writeRequest(c.bw, t, sig, now)
 		written <- c.bw.Flush()
 	}()
-	_, _ = c.br.Peek(1) // the answer has begun, or the connection failed
-	select {
-	case err := <-written:
-		return err
-	default:
-		// Answered before the body was all sent: stop sending it.
-		_ = c.SetWriteDeadline(longAgo)
-		if err := <-written; err != nil {
-			return fmt.Errorf("the receiver answered before reading the whole body: %w", err)
+	return func() error {
+		select {
+		case err := <-written:
+			return err
+		default:
+			// Answered before the body was all sent: stop sending it.
+			_ = c.SetWriteDeadline(longAgo)
+			if err := <-written; err != nil {
+				return fmt.Errorf("the receiver answered before reading the whole body: %w", err)
+			}
+			return nil
 		}
-		return nil
 	}
 }
 
