@@ -209,6 +209,56 @@ func TestConnectionClosedWhileKeptIsReplacedOnce(t *testing.T) {
 	}
 }
 
+// A kept connection that the receiver closes on the next request without
+// answering (it dropped it just as the request came) is replaced once: the
+// attempt is made again on a new connection and gets its answer there.
+func TestKeptConnectionDroppedUnansweredIsRetriedOnANewOne(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns, requests atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for answered := 0; ; answered++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					requests.Add(1)
+					if n == 1 && answered == 1 {
+						return // the second request on the first connection: closed unanswered
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	d := testDeliverer(t)
+	url := "http://" + ln.Addr().String() + "/hook"
+	for i := range 2 {
+		if res := deliverTo(t, d, url); res.err != nil || res.statusCode != 200 || res.response != "ok" {
+			t.Fatalf("attempt %d: status %d, response %q, err %v; want 200 ok", i+1, res.statusCode, res.response, res.err)
+		}
+	}
+	// The second attempt reached the receiver twice: once unanswered on the
+	// kept connection, once answered on a new one (the documented duplicate
+	// that webhook-id lets a receiver drop).
+	if r, c := requests.Load(), conns.Load(); r != 3 || c != 2 {
+		t.Errorf("receiver saw %d requests on %d connections, want 3 on 2", r, c)
+	}
+}
+
 // rawReceiver answers every request on a connection with answer, bytes as
 // given, so that tests can send what net/http's server would not.
 func rawReceiver(t *testing.T, answer string) string {
