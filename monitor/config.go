@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
@@ -19,6 +20,12 @@ type Config struct {
 	DashboardPort int    // DASHBOARD_PORT: the dashboard's port
 	MongoURI      string // MONGODB_URI
 	MongoDatabase string // the database named in MongoURI's path
+	// SQLitePath, when set (SQLITE_PATH), is the SQLite file the monitor
+	// keeps its webhooks in instead of MongoDB.
+	SQLitePath string
+	// Retention is how long webhooks are kept after they were created
+	// (RETENTION, a Go duration); 0 keeps them all.
+	Retention time.Duration
 	RedisHost     string // REDIS_HOST
 	RedisPort     int    // REDIS_PORT
 	RedisPassword string // REDIS_PASSWORD
@@ -45,6 +52,7 @@ const (
 	DefaultMongoURI      = "mongodb://127.0.0.1:27017/sendhooks"
 	DefaultMongoDatabase = "sendhooks"
 	DefaultConsumerGroup = "sendhooks-monitor"
+	DefaultRetention     = 720 * time.Hour
 )
 
 // LoadConfig reads the configuration from getenv (os.Getenv in production).
@@ -60,8 +68,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if err != nil || host == "" {
 		host = "monitor"
 	}
+	if getenv("SQLITE_PATH") != "" && getenv("MONGODB_URI") != "" {
+		return Config{}, fmt.Errorf("SQLITE_PATH (%q) and MONGODB_URI (%q) are both set; set one: SQLITE_PATH for an SQLite file, MONGODB_URI for MongoDB", getenv("SQLITE_PATH"), getenv("MONGODB_URI"))
+	}
 	c := Config{
 		MongoURI:       env("MONGODB_URI", DefaultMongoURI),
+		SQLitePath:     strings.TrimSpace(getenv("SQLITE_PATH")),
 		RedisHost:      env("REDIS_HOST", "127.0.0.1"),
 		RedisPassword:  getenv("REDIS_PASSWORD"),
 		StreamKey:      env("STREAM_KEY", sendhooks.DefaultStatusStream),
@@ -99,6 +111,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MongoDatabase = cs.Database
 	if c.MongoDatabase == "" {
 		c.MongoDatabase = DefaultMongoDatabase
+	}
+	if c.Retention, err = time.ParseDuration(env("RETENTION", DefaultRetention.String())); err != nil || c.Retention < 0 {
+		return Config{}, fmt.Errorf("RETENTION must be a Go duration such as 720h, or 0 to keep every webhook, got %q", getenv("RETENTION"))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
 		return Config{}, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", getenv("LOG_LEVEL"))

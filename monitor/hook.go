@@ -42,9 +42,8 @@ type Hook struct {
 	// StatusAttempt is the attempt of the event the status was taken
 	// from; with Status it ranks that event (see rank.outranks).
 	StatusAttempt int `bson:"statusAttempt" json:"-"`
-	// EventCount is the number of events the hook was built from.
-	EventCount int `bson:"eventCount" json:"-"`
-	// Version counts the writes of the document, for optimistic concurrency.
+	// Version counts the writes of the document, for stores that write it
+	// with optimistic concurrency.
 	Version int64 `bson:"version" json:"-"`
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,7 +18,7 @@ import (
 // Ingester tails the status stream through a consumer group into the store.
 type Ingester struct {
 	rdb      *redis.Client
-	store    *Store
+	store    Store
 	metrics  *Metrics
 	log      *slog.Logger
 	stream   string
@@ -39,7 +41,7 @@ type Ingester struct {
 }
 
 // NewIngester reads stream as consumer of group into store.
-func NewIngester(rdb *redis.Client, store *Store, metrics *Metrics, log *slog.Logger, stream, group, consumer string) *Ingester {
+func NewIngester(rdb *redis.Client, store Store, metrics *Metrics, log *slog.Logger, stream, group, consumer string) *Ingester {
 	return &Ingester{
 		rdb: rdb, store: store, metrics: metrics, log: log,
 		stream: stream, group: group, consumer: consumer,
@@ -238,7 +240,9 @@ func (r *reader) updateGauges(ctx context.Context) {
 	}
 }
 
-// parseEntry reads the status event of a stream entry.
+// parseEntry reads the status event of a stream entry, fitted for
+// storage. An event without a created time takes the time its entry was
+// written, so that every hook has one to be listed and counted by.
 func parseEntry(m redis.XMessage) (Event, error) {
 	raw, ok := m.Values[sendhooks.StreamField].(string)
 	if !ok {
@@ -248,7 +252,48 @@ func parseEntry(m redis.XMessage) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{EntryID: m.ID, StatusEvent: ev}, nil
+	if ev.Created.IsZero() {
+		if ms, _, ok := strings.Cut(m.ID, "-"); ok {
+			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+				ev.Created.Time = time.UnixMilli(n).UTC()
+			}
+		}
+	}
+	return Event{EntryID: m.ID, StatusEvent: fitForStorage(ev)}, nil
+}
+
+// Bounds of what one event may bring into a stored hook (MongoDB caps a
+// document at 16 MiB): a job larger than maxStoredJob is not kept (it
+// cannot be retried from the monitor then), nor are larger meta data; long
+// texts are cut.
+const (
+	maxStoredJob      = 4 << 20
+	maxStoredMetaData = 64 << 10
+	maxStoredText     = 4 << 10
+)
+
+// fitForStorage returns ev within the bounds above.
+func fitForStorage(ev sendhooks.StatusEvent) sendhooks.StatusEvent {
+	if len(ev.Job) > maxStoredJob {
+		ev.Job = ""
+	}
+	if len(ev.MetaData) > maxStoredMetaData {
+		ev.MetaData = nil
+	}
+	ev.Response = cut(ev.Response, maxStoredText)
+	ev.DeliveryError = cut(ev.DeliveryError, maxStoredText)
+	return ev
+}
+
+// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // sleep waits for d or until ctx is done.

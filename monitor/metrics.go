@@ -9,6 +9,7 @@ type Metrics struct {
 	writeFailures prometheus.Counter
 	lag           prometheus.Gauge
 	pending       prometheus.Gauge
+	pruned        prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg.
@@ -20,12 +21,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "sendhooks_monitor_" + name, Help: help})
 	}
 	m := &Metrics{
-		ingested:      counter("events_ingested_total", "Status events stored in MongoDB and acknowledged."),
+		ingested:      counter("events_ingested_total", "Status events stored and acknowledged."),
 		parseFailures: counter("event_parse_failures_total", "Status events that could not be parsed; they are logged and acknowledged."),
-		writeFailures: counter("write_failures_total", "Batch writes to MongoDB that failed and are retried."),
+		writeFailures: counter("write_failures_total", "Batch writes to the store that failed and are retried."),
 		lag:           gauge("lag_events", "Status events in the stream not yet read by the consumer group."),
 		pending:       gauge("pending_events", "Status events read by the consumer group but not yet acknowledged."),
+		pruned:        counter("webhooks_pruned_total", "Webhooks removed because they were older than RETENTION."),
 	}
-	reg.MustRegister(m.ingested, m.parseFailures, m.writeFailures, m.lag, m.pending)
+	reg.MustRegister(m.ingested, m.parseFailures, m.writeFailures, m.lag, m.pending, m.pruned)
 	return m
 }

@@ -1,13 +1,13 @@
 package monitor
 
 import (
-	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
-	"regexp"
+	"strconv"
+	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"unicode/utf8"
 
 	"github.com/sendhooks/sendhooks"
 )
@@ -20,75 +20,164 @@ type Filter struct {
 	CreatedFrom, CreatedTo time.Time
 	// DeliveredFrom and DeliveredTo bound delivered (both inclusive).
 	DeliveredFrom, DeliveredTo time.Time
-	// Search keeps the hooks whose externalId or url contains it, ignoring
-	// case. It is plain text, never a pattern.
+	// Search is plain text, never a pattern. When it is exactly the id,
+	// producer webhookId or messageId of some hooks, it selects those
+	// (a point lookup over all history); otherwise it selects the hooks
+	// whose webhookId or url contains it, ignoring the case of ASCII
+	// letters, among the newest SearchWindow hooks the other fields select.
 	Search string
 }
 
-// bson is the filter as a MongoDB query. User input only ever appears as a
-// value, never as a key or an operator.
-func (f Filter) bson() bson.D {
-	q := bson.D{}
-	if len(f.Statuses) > 0 {
-		statuses := make(bson.A, len(f.Statuses))
-		for i, s := range f.Statuses {
-			statuses[i] = string(s)
-		}
-		q = append(q, bson.E{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}})
+// Validate checks the bounds a store relies on.
+func (f Filter) Validate() error {
+	if n := utf8.RuneCountInString(f.Search); n > MaxSearchLength {
+		return fmt.Errorf("search is %d characters long; at most %d are allowed", n, MaxSearchLength)
 	}
-	if r := timeRange(f.CreatedFrom, f.CreatedTo); r != nil {
-		q = append(q, bson.E{Key: "created", Value: r})
-	}
-	if r := timeRange(f.DeliveredFrom, f.DeliveredTo); r != nil {
-		q = append(q, bson.E{Key: "delivered", Value: r})
-	}
-	if f.Search != "" {
-		re := bson.Regex{Pattern: regexp.QuoteMeta(f.Search), Options: "i"}
-		q = append(q, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "externalId", Value: re}},
-			bson.D{{Key: "url", Value: re}},
-		}})
-	}
-	return q
+	return nil
 }
 
-func timeRange(from, to time.Time) bson.D {
-	var r bson.D
-	if !from.IsZero() {
-		r = append(r, bson.E{Key: "$gte", Value: from.UTC()})
-	}
-	if !to.IsZero() {
-		r = append(r, bson.E{Key: "$lte", Value: to.UTC()})
-	}
-	return r
+// ListQuery asks for one page of the hooks a filter selects, newest
+// created first (ties by id, highest first).
+type ListQuery struct {
+	Filter
+	// Limit is the page size, from 1 to MaxLimit.
+	Limit int
+	// Offset skips that many hooks (the old API's page and limit); it is
+	// ignored when Older or Newer is set.
+	Offset int
+	// Older asks for the hooks after this position in the list (older
+	// ones); Newer for the hooks just before it (newer ones), still
+	// returned newest first. At most one is set.
+	Older, Newer *Cursor
+	// NoTotal skips the count, for callers that do not show it.
+	NoTotal bool
 }
 
-// newestFirst is the list's order: newest created first, ties by id.
-var newestFirst = bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}
+// Validate checks the query's bounds.
+func (q ListQuery) Validate() error {
+	switch {
+	case q.Limit < 1 || q.Limit > MaxLimit:
+		return fmt.Errorf("limit must be from 1 to %d, got %d", MaxLimit, q.Limit)
+	case q.Offset < 0 || q.Offset > MaxOffset:
+		return fmt.Errorf("offset must be from 0 to %d, got %d", MaxOffset, q.Offset)
+	case q.Older != nil && q.Newer != nil:
+		return errors.New("older and newer cannot both be given")
+	}
+	return q.Filter.Validate()
+}
 
-// Page is a list of hooks and the number of all hooks the filter selects.
+// Page is one page of a list.
 type Page struct {
 	Hooks []Hook
-	Total int64
+	// Total is the number of hooks the filter selects. When TotalAtLeast
+	// is set the count stopped at a bound (the search window, or the cap
+	// on exact matches) and at least Total hooks match.
+	Total        int64
+	TotalAtLeast bool
+	// Partial says a substring search reached its window before it filled
+	// the page: older hooks may match too, and Older goes on from there.
+	Partial bool
+	// Older and Newer are the positions of the neighbouring pages; nil
+	// where the list ends (Newer is set whenever the page did not start
+	// at the newest hook).
+	Older, Newer *Cursor
 }
 
-// List returns the page (1-based) of limit hooks that the filter selects,
-// newest created first.
-func (s *Store) List(ctx context.Context, f Filter, page, limit int) (Page, error) {
-	q := f.bson()
-	total, err := s.hooks.CountDocuments(ctx, q)
-	if err != nil {
-		return Page{}, fmt.Errorf("count hooks: %w", err)
-	}
-	hooks, err := s.find(ctx, q, options.Find().SetSort(newestFirst).
-		SetSkip(int64(page-1)*int64(limit)).SetLimit(int64(limit)))
-	if err != nil {
-		return Page{}, err
-	}
-	return Page{Hooks: hooks, Total: total}, nil
+// Cursor is a position in the list: the created time and id of a hook.
+type Cursor struct {
+	Created time.Time
+	ID      string
 }
 
-// Find returns at most max hooks that the filter selects, newest first.
-func (s *Store) Find(ctx context.Context, f Filter, max int) ([]Hook, error) {
-	return s.find(ctx, f.bson(), options.Find().SetSort(newestFirst).SetLimit(int64(max)))
+// CursorOf is the position of h.
+func CursorOf(h Hook) *Cursor {
+	c := &Cursor{ID: h.ID}
+	if h.Created != nil {
+		c.Created = *h.Created
+	}
+	return c
+}
+
+// String encodes the cursor for a URL: the created time in Unix
+// milliseconds, a dot, and the id in unpadded base64url.
+func (c Cursor) String() string {
+	return strconv.FormatInt(c.Created.UnixMilli(), 10) + "." + base64.RawURLEncoding.EncodeToString([]byte(c.ID))
+}
+
+// ParseCursor reads a cursor written by String.
+func ParseCursor(s string) (*Cursor, error) {
+	ms, id, ok := strings.Cut(s, ".")
+	if !ok {
+		return nil, fmt.Errorf("cursor %q is not of the form <milliseconds>.<id>", s)
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("cursor %q: %q is not a whole number of milliseconds", s, ms)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || !utf8.Valid(b) {
+		return nil, fmt.Errorf("cursor %q: the id is not base64url text", s)
+	}
+	return &Cursor{Created: time.UnixMilli(n).UTC(), ID: string(b)}, nil
+}
+
+// Before reports whether a hook at (created, id) comes after c in the
+// list, that is, is older.
+func (c Cursor) Before(created time.Time, id string) bool {
+	if !created.Equal(c.Created) {
+		return created.Before(c.Created)
+	}
+	return id < c.ID
+}
+
+// MatchesFields reports whether h passes the filter's statuses and time
+// ranges; Search is left to ExactMatch and SubstringMatch, since which of
+// the two applies depends on the other hooks.
+func (f Filter) MatchesFields(h Hook) bool {
+	if len(f.Statuses) > 0 && !containsStatus(f.Statuses, h.Status) {
+		return false
+	}
+	return inRange(h.Created, f.CreatedFrom, f.CreatedTo) && inRange(h.Delivered, f.DeliveredFrom, f.DeliveredTo)
+}
+
+// ExactMatch reports whether the search is h's id, webhookId or messageId.
+func (f Filter) ExactMatch(h Hook) bool {
+	return f.Search == h.ID || f.Search == h.ExternalID || f.Search == h.MessageID
+}
+
+// SubstringMatch reports whether h's webhookId or url contains the
+// search, ignoring the case of ASCII letters.
+func (f Filter) SubstringMatch(h Hook) bool {
+	s := FoldASCII(f.Search)
+	return strings.Contains(FoldASCII(h.ExternalID), s) || strings.Contains(FoldASCII(h.URL), s)
+}
+
+// FoldASCII lowers the ASCII letters of s and leaves every other
+// character alone, as SQLite's LIKE and lower() do.
+func FoldASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
+func containsStatus(list []sendhooks.Status, s sendhooks.Status) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func inRange(t *time.Time, from, to time.Time) bool {
+	if from.IsZero() && to.IsZero() {
+		return true
+	}
+	if t == nil {
+		return false
+	}
+	return !t.Before(from) && (to.IsZero() || !t.After(to))
 }

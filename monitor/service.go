@@ -28,14 +28,16 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	rdb      *redis.Client
-	store    *Store
+	store    Store
 	retrier  *Retrier
 	registry *prometheus.Registry
+	metrics  *Metrics
 	ingester *Ingester
 }
 
-// New makes a service from cfg. It connects to nothing yet.
-func New(cfg Config, log *slog.Logger) (*Service, error) {
+// New makes a service from cfg that keeps its webhooks in store, which it
+// closes when it stops. It connects to nothing yet.
+func New(cfg Config, store Store, log *slog.Logger) *Service {
 	opts := &redis.Options{
 		Addr:                  cfg.RedisAddr(),
 		Password:              cfg.RedisPassword,
@@ -45,12 +47,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.RedisTLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.RedisHost}
 	}
-	store, err := OpenStore(cfg.MongoURI, cfg.MongoDatabase)
-	if err != nil {
-		return nil, err
-	}
 	rdb := redis.NewClient(opts)
 	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
 	return &Service{
 		cfg:      cfg,
 		log:      log,
@@ -58,12 +57,13 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		store:    store,
 		retrier:  NewRetrier(rdb, cfg.JobStreamKey),
 		registry: reg,
-		ingester: NewIngester(rdb, store, NewMetrics(reg), log, cfg.StreamKey, cfg.ConsumerGroup, cfg.ConsumerName),
-	}, nil
+		metrics:  metrics,
+		ingester: NewIngester(rdb, store, metrics, log, cfg.StreamKey, cfg.ConsumerGroup, cfg.ConsumerName),
+	}
 }
 
 // Store is where the hooks are kept.
-func (s *Service) Store() *Store { return s.store }
+func (s *Service) Store() Store { return s.store }
 
 // Retrier puts hooks back on the jobs stream.
 func (s *Service) Retrier() *Retrier { return s.retrier }
@@ -71,7 +71,7 @@ func (s *Service) Retrier() *Retrier { return s.retrier }
 // Gatherer serves the service's metrics.
 func (s *Service) Gatherer() prometheus.Gatherer { return s.registry }
 
-// Ready reports whether Redis and MongoDB both answer.
+// Ready reports whether Redis and the store both answer.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping Redis: %w", err)
@@ -110,8 +110,12 @@ func (s *Service) Serve(ctx context.Context, listeners ...Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { s.ensureIndexes(ctx) })
-	wg.Go(func() { _ = s.ingester.Run(ctx) })
+	wg.Go(func() {
+		if s.setup(ctx) {
+			wg.Go(func() { _ = s.ingester.Run(ctx) })
+			wg.Go(func() { s.prune(ctx) })
+		}
+	})
 
 	servers := make([]*http.Server, len(listeners))
 	failed := make(chan error, len(listeners))
@@ -178,15 +182,19 @@ func ReadEngineQueues(ctx context.Context, rdb *redis.Client, jobStream string) 
 	return q, nil
 }
 
-// ensureIndexes creates the indexes, retrying until MongoDB answers.
-func (s *Service) ensureIndexes(ctx context.Context) {
+// setup prepares the store, retrying until it answers; it reports
+// whether it succeeded before ctx ended.
+func (s *Service) setup(ctx context.Context) bool {
 	wait := s.ingester.Backoff
 	for {
-		err := s.store.EnsureIndexes(ctx)
-		if err == nil || ctx.Err() != nil {
-			return
+		err := s.store.Setup(ctx, s.cfg.Retention)
+		if err == nil {
+			return true
 		}
-		s.log.Warn("creating MongoDB indexes failed; retrying", "err", err, "retryIn", wait)
+		if ctx.Err() != nil {
+			return false
+		}
+		s.log.Warn("preparing the store failed; retrying", "err", err, "retryIn", wait)
 		sleep(ctx, wait)
 		wait = min(2*wait, s.ingester.MaxBackoff)
 	}
@@ -196,7 +204,7 @@ func (s *Service) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.store.Close(ctx); err != nil {
-		s.log.Warn("close MongoDB", "err", err)
+		s.log.Warn("close the store", "err", err)
 	}
 	if err := s.rdb.Close(); err != nil {
 		s.log.Warn("close Redis", "err", err)

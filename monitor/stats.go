@@ -1,21 +1,13 @@
 package monitor
 
 import (
-	"context"
-	"math"
+	"cmp"
+	"maps"
 	"slices"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/sendhooks/sendhooks"
 )
-
-// MaxStatsHooks bounds how many hooks one statistics query reads; a range
-// holding more is answered from its newest MaxStatsHooks and marked
-// truncated.
-const MaxStatsHooks = 50_000
 
 // MaxStatsBuckets bounds the number of time buckets of one statistics query.
 const MaxStatsBuckets = 1000
@@ -30,15 +22,33 @@ type StatsQuery struct {
 	Bucket time.Duration
 }
 
-// Stats describes the hooks created in a range.
+// CountKind is the rollup the query's counts are read from: hours when
+// its buckets are whole hours, else minutes. Latency and endpoints are
+// always read from hourly rollups.
+func (q StatsQuery) CountKind() RollupKind {
+	if q.Bucket%time.Hour == 0 {
+		return RollupHour
+	}
+	return RollupMinute
+}
+
+// RollupRange is the range of rollup buckets of the given width that the
+// query reads: those that start in [From truncated to the width, To].
+func (q StatsQuery) RollupRange(width time.Duration) (from, to time.Time) {
+	return q.From.UTC().Truncate(width), q.To.UTC()
+}
+
+// Stats describes the hooks created in a range. It is read from rollups of
+// whole minutes (or hours, for hourly buckets), so the range's ends are
+// rounded down to the minute or hour.
 type Stats struct {
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
 	Bucket string    `json:"bucket"`
 	// Total is the number of hooks counted.
 	Total int `json:"total"`
-	// Truncated says that the range held more than MaxStatsHooks hooks and
-	// only the newest were counted.
+	// Truncated is always false: statistics come from rollups and count
+	// every hook. It stays for clients of earlier versions.
 	Truncated bool                     `json:"truncated"`
 	ByStatus  map[sendhooks.Status]int `json:"byStatus"`
 	// Buckets counts the hooks by status per bucket of created time, oldest
@@ -59,7 +69,8 @@ type Bucket struct {
 }
 
 // Latency gives attempt durations in milliseconds at the 50th, 95th and
-// 99th percentile (nearest rank) of Count attempts.
+// 99th percentile (nearest rank) of Count attempts. Each is the upper
+// bound of its latency bin, within 9% of the exact value.
 type Latency struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50"`
@@ -75,64 +86,76 @@ type Endpoint struct {
 	FailureRate float64 `json:"failureRate"`
 }
 
-// Stats computes statistics over the hooks created in the query's range.
-// FerretDB lacks most aggregation stages, so the hooks are read (at most
-// MaxStatsHooks of them) and counted here.
-func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
-	hooks, err := s.find(ctx, Filter{CreatedFrom: q.From, CreatedTo: q.To}.bson(),
-		options.Find().SetSort(newestFirst).SetLimit(MaxStatsHooks+1).SetProjection(bson.D{
-			{Key: "status", Value: 1}, {Key: "created", Value: 1}, {Key: "url", Value: 1}, {Key: "attempts", Value: 1},
-		}))
-	if err != nil {
-		return Stats{}, err
-	}
+// BuildStats assembles the statistics of q from rollup rows: counts of
+// q.CountKind() and RollupLatency and RollupEndpoint rows, each of the
+// range RollupRange gives for its width. Rows outside the range are
+// ignored.
+func BuildStats(q StatsQuery, rows []RollupRow) Stats {
 	st := Stats{From: q.From.UTC(), To: q.To.UTC(), Bucket: q.Bucket.String(), ByStatus: map[sendhooks.Status]int{}}
-	if len(hooks) > MaxStatsHooks {
-		hooks, st.Truncated = hooks[:MaxStatsHooks], true
-	}
-	st.Total = len(hooks)
-	for start := q.From.UTC(); !start.After(q.To); start = start.Add(q.Bucket) {
+	for start := st.From; !start.After(st.To); start = start.Add(q.Bucket) {
 		st.Buckets = append(st.Buckets, Bucket{Start: start, Counts: map[sendhooks.Status]int{}})
 	}
+	counts := q.CountKind()
 	endpoints := map[string]*Endpoint{}
-	var durations []float64
-	for _, h := range hooks {
-		st.ByStatus[h.Status]++
-		if h.Created != nil && len(st.Buckets) > 0 {
-			i := min(int(h.Created.Sub(st.From)/q.Bucket), len(st.Buckets)-1)
-			st.Buckets[max(i, 0)].Counts[h.Status]++
+	bins := map[int]int64{}
+	for _, r := range rows {
+		from, to := q.RollupRange(r.Kind.Width())
+		if r.N <= 0 || r.Bucket.Before(from) || r.Bucket.After(to) {
+			continue
 		}
-		e := endpoints[h.URL]
-		if e == nil {
-			e = &Endpoint{URL: h.URL}
-			endpoints[h.URL] = e
-		}
-		e.Total++
-		if h.Status == sendhooks.StatusFailed {
-			e.Failed++
-		}
-		for _, a := range h.Attempts {
-			durations = append(durations, a.DurationMs)
+		switch r.Kind {
+		case counts:
+			n := int(r.N)
+			st.ByStatus[r.Status] += n
+			st.Total += n
+			if len(st.Buckets) > 0 {
+				i := int(r.Bucket.Sub(st.From) / q.Bucket)
+				st.Buckets[min(max(i, 0), len(st.Buckets)-1)].Counts[r.Status] += n
+			}
+		case RollupEndpoint:
+			e := endpoints[r.URL]
+			if e == nil {
+				e = &Endpoint{URL: r.URL}
+				endpoints[r.URL] = e
+			}
+			e.Total += int(r.N)
+			if r.Status == sendhooks.StatusFailed {
+				e.Failed += int(r.N)
+			}
+		case RollupLatency:
+			bins[r.Bin] += r.N
 		}
 	}
 	if final := st.ByStatus[sendhooks.StatusSuccess] + st.ByStatus[sendhooks.StatusFailed]; final > 0 {
 		rate := float64(st.ByStatus[sendhooks.StatusSuccess]) / float64(final)
 		st.SuccessRate = &rate
 	}
-	st.Latency = latency(durations)
+	st.Latency = latency(bins)
 	st.FailingEndpoints = failing(endpoints)
-	return st, nil
+	return st
 }
 
-func latency(d []float64) Latency {
-	if len(d) == 0 {
+// latency reads the percentiles off the histogram of bins.
+func latency(bins map[int]int64) Latency {
+	var total int64
+	for _, n := range bins {
+		total += n
+	}
+	if total == 0 {
 		return Latency{}
 	}
-	slices.Sort(d)
+	order := slices.Sorted(maps.Keys(bins))
 	rank := func(p float64) float64 {
-		return d[max(int(math.Ceil(p*float64(len(d))))-1, 0)]
+		want := max(int64(p*float64(total)+0.999999999), 1) // nearest rank
+		var seen int64
+		for _, b := range order {
+			if seen += bins[b]; seen >= want {
+				return LatencyBinUpper(b)
+			}
+		}
+		return LatencyBinUpper(order[len(order)-1])
 	}
-	return Latency{Count: len(d), P50: rank(0.50), P95: rank(0.95), P99: rank(0.99)}
+	return Latency{Count: int(total), P50: rank(0.50), P95: rank(0.95), P99: rank(0.99)}
 }
 
 func failing(endpoints map[string]*Endpoint) []Endpoint {
@@ -144,13 +167,7 @@ func failing(endpoints map[string]*Endpoint) []Endpoint {
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int {
-		if a.Failed != b.Failed {
-			return b.Failed - a.Failed
-		}
-		if a.URL < b.URL {
-			return -1
-		}
-		return 1
+		return cmp.Or(cmp.Compare(b.Failed, a.Failed), cmp.Compare(a.URL, b.URL))
 	})
 	return out[:min(len(out), topEndpoints)]
 }
