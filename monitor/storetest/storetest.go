@@ -316,11 +316,11 @@ func filters() []monitor.Filter {
 		{CreatedTo: base.Add(90 * time.Minute)},
 		{DeliveredFrom: base.Add(30 * time.Minute), DeliveredTo: base.Add(2 * time.Hour)},
 		{Statuses: []sendhooks.Status{sendhooks.StatusFailed}, DeliveredFrom: base},
-		{Search: "order-1"},           // substring, any case
-		{Search: "SHIPPING"},          // substring of a url
-		{Search: "Order-17"},          // an exact webhookId (also a substring of none other)
-		{Search: "Order-1"},           // exact, though a substring of Order-10..19 too
-		{Search: "msg-4"},             // an exact messageId
+		{Search: "order-1"},  // substring, any case
+		{Search: "SHIPPING"}, // substring of a url
+		{Search: "Order-17"}, // an exact webhookId (also a substring of none other)
+		{Search: "Order-1"},  // exact, though a substring of Order-10..19 too
+		{Search: "msg-4"},    // an exact messageId
 		{Search: "9002/inv", Statuses: []sendhooks.Status{sendhooks.StatusFailed}},
 		{Search: "nothing-matches-this"},
 		{Search: "Order-2", CreatedFrom: base.Add(time.Hour)}, // exact match filtered out: substring then
