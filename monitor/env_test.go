@@ -1,10 +1,11 @@
-package monitor
+package monitor_test
 
 import (
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/internal/redistest"
+	. "github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/sqlite"
 )
 
 const (
@@ -23,23 +25,26 @@ const (
 	testGroup  = "sendhooks-monitor"
 )
 
-// testEnv is a real Redis and an embedded FerretDB with a store on it.
+// testEnv is a real Redis and a store on a real SQLite file.
 type testEnv struct {
 	redis *redistest.Server
 	rdb   *redis.Client
-	mongo *mongotest.Server
-	store *Store
+	store Store
 }
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{redis: redistest.Start(t), mongo: mongotest.Start(t)}
+	e := &testEnv{redis: redistest.Start(t)}
 	e.rdb = e.redis.Client(t)
-	var err error
-	if e.store, err = OpenStore(e.mongo.URI(), e.mongo.Database()); err != nil {
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "monitor.db"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.store.Close(context.Background()) })
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	if err := store.Setup(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	e.store = store
 	return e
 }
 
@@ -98,7 +103,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // hooks returns every stored hook by id.
 func (e *testEnv) hooks(t *testing.T) map[string]Hook {
 	t.Helper()
-	hs, err := e.store.Find(context.Background(), Filter{}, 10_000)
+	hs, err := Collect(context.Background(), e.store, Filter{}, 10_000)
 	if err != nil {
 		return nil
 	}

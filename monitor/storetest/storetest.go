@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"Stats", testStats},
 		{"Prune", testPrune},
 		{"LimitsAreRefused", testLimits},
+		{"ConcurrentApplyConverges", testConcurrentApply},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -567,5 +568,53 @@ func testLimits(t *testing.T, s monitor.Store) {
 	}
 	if _, err := s.List(ctx(t), monitor.ListQuery{Limit: 10, Filter: monitor.Filter{Search: strings.Repeat("é", monitor.MaxSearchLength)}}); err != nil {
 		t.Errorf("a search of %d characters: %v", monitor.MaxSearchLength, err)
+	}
+}
+
+// testConcurrentApply has writers race on the same webhooks, as several
+// monitors sharing a consumer group do: every writer's events are kept,
+// and the rollups count each webhook once.
+func testConcurrentApply(t *testing.T, s monitor.Store) {
+	const writers, jobs = 6, 4
+	attempt := func(j, n int) monitor.Event {
+		st := sendhooks.StatusRetrying
+		if n == writers {
+			st = sendhooks.StatusFailed
+		}
+		return monitor.Event{StatusEvent: sendhooks.StatusEvent{
+			StreamID: fmt.Sprintf("%d-%d", base.UnixMilli(), j), WebhookID: fmt.Sprintf("race-%d", j), URL: "http://127.0.0.1:9001/race",
+			Status: st, Attempt: n, NumberOfTries: n, DurationMs: 5, Created: sendhooks.Time{Time: base},
+		}}
+	}
+	errs := make(chan error, writers)
+	for w := 1; w <= writers; w++ {
+		go func() {
+			var evs []monitor.Event
+			for j := range jobs {
+				evs = append(evs, attempt(j, w))
+			}
+			errs <- s.Apply(context.Background(), evs)
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := list(t, s, monitor.ListQuery{Limit: monitor.MaxLimit})
+	if len(p.Hooks) != jobs || p.Total != jobs {
+		t.Fatalf("%d hooks (total %d), want %d", len(p.Hooks), p.Total, jobs)
+	}
+	for _, h := range p.Hooks {
+		if len(h.Attempts) != writers || h.NumberOfTries != writers || h.Status != sendhooks.StatusFailed {
+			t.Errorf("%s: %d attempts, %d tries, %s; want %d, %d, failed", h.ID, len(h.Attempts), h.NumberOfTries, h.Status, writers, writers)
+		}
+	}
+	st, err := s.Stats(ctx(t), monitor.StatsQuery{From: base.Add(-time.Hour), To: base.Add(time.Hour), Bucket: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != jobs || st.ByStatus[sendhooks.StatusFailed] != jobs || st.Latency.Count != jobs*writers {
+		t.Errorf("stats after racing writers: total %d, by status %v, %d attempts; want %d failed, %d attempts", st.Total, st.ByStatus, st.Latency.Count, jobs, jobs*writers)
 	}
 }
