@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,40 +16,45 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/sqlite"
 )
 
 const jobStream = "hooks"
 
-// testAPI is the API on a real Redis and an embedded FerretDB.
+// testAPI is the API on a real Redis and a real SQLite store.
 type testAPI struct {
 	rdb   *redis.Client
-	mongo *mongotest.Server
-	store *monitor.Store
+	store monitor.Store
 	srv   *httptest.Server
 	token string
 }
 
 func startAPI(t *testing.T, cfg APIConfig) *testAPI {
 	t.Helper()
-	a := &testAPI{mongo: mongotest.Start(t), token: cfg.Token}
+	a := &testAPI{store: openStore(t), token: cfg.Token}
 	a.rdb = redistest.Start(t).Client(t)
-	var err error
-	if a.store, err = monitor.OpenStore(a.mongo.URI(), a.mongo.Database()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.store.Close(context.Background()) })
-	if err := a.store.EnsureIndexes(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Ready = a.store.Ping
 	cfg.Metrics = prometheus.NewRegistry()
 	a.srv = httptest.NewServer(NewAPI(a.store, monitor.NewRetrier(a.rdb, jobStream), cfg))
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// openStore opens a store on a fresh SQLite file, closed when the test ends.
+func openStore(t testing.TB) monitor.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "monitor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	if err := s.Setup(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // seed stores the events.

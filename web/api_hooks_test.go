@@ -61,8 +61,36 @@ func TestListPaging(t *testing.T) {
 	for _, tt := range tests {
 		var got listBody
 		a.getJSON(t, "/api/sendhooks/v1/hooks"+tt.query, &got)
+		got.Meta.Older, got.Meta.Newer = "", "" // checked below
 		if !reflect.DeepEqual(got.ids(), tt.ids) || got.Meta != tt.meta {
 			t.Errorf("%q: got %v %+v, want %v %+v", tt.query, got.ids(), got.Meta, tt.ids, tt.meta)
+		}
+	}
+
+	// The cursors walk the same pages as page and limit, and back.
+	pages := [][]string{
+		{"bulk-12", "bulk-11", "bulk-10", "bulk-9", "bulk-8"},
+		{"bulk-7", "bulk-6", "ORDER-5", "orderX1", "price$3"},
+		{"order(2)", "order.1"},
+	}
+	var got listBody
+	a.getJSON(t, "/api/sendhooks/v1/hooks?limit=5", &got)
+	for i, want := range pages {
+		if !reflect.DeepEqual(got.ids(), want) || (got.Meta.Newer != "") != (i > 0) || (got.Meta.Older != "") != (i < 2) {
+			t.Fatalf("older page %d: %v %+v, want %v", i, got.ids(), got.Meta, want)
+		}
+		if i < 2 {
+			older := got.Meta.Older
+			got = listBody{}
+			a.getJSON(t, "/api/sendhooks/v1/hooks?limit=5&older="+older, &got)
+		}
+	}
+	for i := 1; i >= 0; i-- {
+		newer := got.Meta.Newer
+		got = listBody{}
+		a.getJSON(t, "/api/sendhooks/v1/hooks?limit=5&newer="+newer, &got)
+		if !reflect.DeepEqual(got.ids(), pages[i]) || (got.Meta.Newer != "") != (i > 0) {
+			t.Fatalf("newer page %d: %v %+v, want %v", i, got.ids(), got.Meta, pages[i])
 		}
 	}
 }
@@ -110,7 +138,7 @@ func TestListBadParameters(t *testing.T) {
 		{"page=-1", `page must be a whole number from 1 to 1000000, got "-1"`},
 		{"page=1.5", `page must be a whole number from 1 to 1000000, got "1.5"`},
 		{"status=done", `status must be success, failed or retrying (or a comma list of them), got "done"`},
-		{"status%5B%24ne%5D=failed", `unknown parameter "status[$ne]"; allowed: page, limit, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search`},
+		{"status%5B%24ne%5D=failed", `unknown parameter "status[$ne]"; allowed: page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search`},
 		{"status=failed&status=success", `status must be given once, got 2 values`},
 		{"createdStartDate=yesterday", `createdStartDate must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got "yesterday"`},
 		{"deliveredEndDate=2026-13-01", `deliveredEndDate must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got "2026-13-01"`},

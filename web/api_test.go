@@ -67,28 +67,6 @@ func TestGetHook(t *testing.T) {
 	}
 }
 
-func TestServerFaultAndReadiness(t *testing.T) {
-	a := startAPI(t, APIConfig{})
-	if status, _, body := a.do(t, http.MethodGet, "/readyz", nil); status != http.StatusOK || body != `{"status":"ready"}` {
-		t.Fatalf("readyz: %d %s", status, body)
-	}
-	a.mongo.Stop(t)
-	status, _, body := a.do(t, http.MethodGet, "/api/sendhooks/v1/hooks/x", nil)
-	if want := `{"code":"SERVER_ERROR","description":"Internal Server Error"}`; status != http.StatusInternalServerError || body != want {
-		t.Fatalf("MongoDB down: %d %s, want 500 %s", status, body, want)
-	}
-	if status, _, _ := a.do(t, http.MethodGet, "/readyz", nil); status != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with MongoDB down: %d, want 503", status)
-	}
-	if status, _, _ := a.do(t, http.MethodGet, "/healthz", nil); status != http.StatusOK {
-		t.Fatalf("healthz with MongoDB down: %d, want 200", status)
-	}
-	a.mongo.Restart(t)
-	if status, _, _ := a.do(t, http.MethodGet, "/readyz", nil); status != http.StatusOK {
-		t.Fatalf("readyz after MongoDB is back: %d, want 200", status)
-	}
-}
-
 func TestCORS(t *testing.T) {
 	a := startAPI(t, APIConfig{AllowedOrigins: []string{"https://dash.example"}, Token: "t0ken"})
 	tests := []struct {

@@ -263,7 +263,7 @@ func (l *liveDashboard) waitFinal(t *testing.T, n int64) {
 	f := monitor.Filter{Statuses: []sendhooks.Status{sendhooks.StatusSuccess, sendhooks.StatusFailed}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		page, err := l.store.List(context.Background(), f, 1, 1)
+		page, err := l.store.List(context.Background(), monitor.ListQuery{Filter: f, Limit: 1})
 		if err == nil && page.Total >= n {
 			return
 		}

@@ -36,13 +36,15 @@ func TestBrowserEngineRun(t *testing.T) {
 	if cls := evalJS[string](t, ctx, `document.activeElement.className`); cls != "skip-link" {
 		t.Errorf("the first Tab focuses %q, want the skip link", cls)
 	}
-	if c := evalJS[string](t, ctx, `document.querySelector('#hooks-table caption').innerText`); !strings.Contains(c, "7 webhooks") || !strings.Contains(c, "page 1 of 3") {
+	if c := evalJS[string](t, ctx, `document.querySelector('#hooks-table caption').innerText`); c != "7 webhooks" {
 		t.Fatalf("caption %q", c)
 	}
-	follow(t, ctx, "go to page 2", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
-	waitJS(t, ctx, "page 2 shows", `location.search.includes('page=2') && document.querySelector('.pager span').innerText === 'Page 2 of 3'`)
-	follow(t, ctx, "go to page 3", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
-	waitJS(t, ctx, "page 3 shows its one hook", `location.search.includes('page=3') && `+rows+` === 1`)
+	follow(t, ctx, "go to the older page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+	waitJS(t, ctx, "the second page shows", `location.search.includes('older=') && `+rows+` === 3 && !!document.querySelector('a[rel="prev"]')`)
+	follow(t, ctx, "go to the oldest page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+	waitJS(t, ctx, "the last page shows its one hook", `location.search.includes('older=') && `+rows+` === 1 && !document.querySelector('a[rel="next"]')`)
+	follow(t, ctx, "back to newer", chromedp.Click(chromedp.CSS(`a[rel="prev"]`)))
+	waitJS(t, ctx, "the second page shows again", `location.search.includes('newer=') && `+rows+` === 3`)
 
 	// The failed filter narrows the list to the two failures.
 	run(t, ctx, "open the list", chromedp.Navigate(l.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#f-status")))

@@ -14,18 +14,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 	"github.com/sendhooks/sendhooks/monitor"
 )
 
-// testDashboard is the dashboard on a real Redis and an embedded FerretDB,
+// testDashboard is the dashboard on a real Redis and a real SQLite store,
 // with a client that keeps cookies and does not follow redirects.
 type testDashboard struct {
 	redis  *redistest.Server
-	mongo  *mongotest.Server
 	rdb    *redis.Client
-	store  *monitor.Store
+	store  monitor.Store
 	srv    *httptest.Server
 	client *http.Client
 }
@@ -36,15 +34,7 @@ func startDashboard(t *testing.T, configure func(*testDashboard, *DashboardConfi
 	t.Helper()
 	d := &testDashboard{redis: redistest.Start(t)}
 	d.rdb = d.redis.Client(t)
-	d.mongo = mongotest.Start(t)
-	var err error
-	if d.store, err = monitor.OpenStore(d.mongo.URI(), d.mongo.Database()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.store.Close(context.Background()) })
-	if err := d.store.EnsureIndexes(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	d.store = openStore(t)
 	cfg := DashboardConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Health: redisHealth(d.rdb)}
 	if configure != nil {
 		configure(d, &cfg)

@@ -99,14 +99,15 @@ func goldenStats() stats.Data {
 func TestGoldenComponents(t *testing.T) {
 	hooks := goldenHooks()
 	q := url.Values{"status": {"failed"}, "search": {"evil"}, "limit": {"2"}}
-	listData := list.Data{Hooks: hooks[:2], Total: 5, Page: 2, Pages: 3, Limit: 2, Query: q}
+	listData := list.Data{Hooks: hooks[:2], Total: 5, Limit: 2, Query: q, At: url.Values{"older": {"1767225600000.MQ"}},
+		Older: "1767225500000.Mg", Newer: "1767225600000.Mw"}
 	signedIn := goldenPage(layout.NavHooks)
 	signedIn.Open, signedIn.User = false, "admin"
 	tests := []struct {
 		name string
 		c    templ.Component
 	}{
-		{"list", list.Page(goldenPage(layout.NavHooks), list.Data{Hooks: hooks, Total: 3, Page: 1, Pages: 1, Limit: 20,
+		{"list", list.Page(goldenPage(layout.NavHooks), list.Data{Hooks: hooks, Total: 3, Limit: 20,
 			Query: url.Values{}, Notice: "2 failed webhooks queued for retry."})},
 		{"list_table_paged", list.Table(goldenPage(layout.NavHooks), listData)},
 		{"list_confirm_retry", list.ConfirmRetry(goldenPage(layout.NavHooks), list.Confirm{Count: 3, Max: 1000, Query: q})},

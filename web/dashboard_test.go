@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"html"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -54,21 +55,28 @@ func TestDashboardList(t *testing.T) {
 	}
 
 	_, _, body = d.get(t, "/?status=failed&limit=2")
+	older := regexp.MustCompile(`href="(/\?limit=2&amp;older=[^"&]+&amp;status=failed)" rel="next"`).FindStringSubmatch(body)
 	if got := rowIDs(body); len(got) != 2 || got[0] != "1767348000040-0" || got[1] != "1767348000020-0" ||
-		!strings.Contains(body, "4 webhooks") || !strings.Contains(body, `href="/?limit=2&amp;page=2&amp;status=failed"`) {
-		t.Fatalf("failed, page 1 of 2: rows %v\n%s", got, body)
+		!strings.Contains(body, "4 webhooks") || older == nil || strings.Contains(body, `rel="prev"`) {
+		t.Fatalf("failed, first page: rows %v\n%s", got, body)
 	}
-	_, _, body = d.get(t, "/?status=failed&limit=2&page=2")
-	if got := rowIDs(body); len(got) != 2 || got[1] != "old-1" {
-		t.Fatalf("failed, page 2: rows %v", got)
+	next := html.UnescapeString(older[1])
+	_, _, body = d.get(t, next)
+	if got := rowIDs(body); len(got) != 2 || got[1] != "old-1" || !strings.Contains(body, `rel="prev"`) || strings.Contains(body, `rel="next"`) {
+		t.Fatalf("failed, older page: rows %v\n%s", got, body)
 	}
-	// The live table keeps the filters and the page.
-	if !strings.Contains(body, `hx-get="/partials/hooks?limit=2&amp;page=2&amp;status=failed"`) {
-		t.Errorf("live table URL lost the filters:\n%s", body)
+	// The live table keeps the filters and the position.
+	live := "/partials/hooks?" + strings.TrimPrefix(next, "/?")
+	if !strings.Contains(body, `hx-get="`+html.EscapeString(live)+`"`) {
+		t.Errorf("live table URL lost the filters or the position (%s):\n%s", live, body)
 	}
-	status, _, frag := d.get(t, "/partials/hooks?limit=2&page=2&status=failed")
+	status, _, frag := d.get(t, live)
 	if status != http.StatusOK || strings.Contains(frag, "<html") || len(rowIDs(frag)) != 2 {
 		t.Fatalf("table fragment: %d\n%s", status, frag)
+	}
+	// The old page parameter still works.
+	if _, _, body = d.get(t, "/?status=failed&limit=2&page=2"); len(rowIDs(body)) != 2 || rowIDs(body)[1] != "old-1" {
+		t.Fatalf("failed, page 2: rows %v", rowIDs(body))
 	}
 
 	_, _, body = d.get(t, "/?search=OLD.example")
@@ -207,10 +215,13 @@ func TestDashboardServerFault(t *testing.T) {
 	d := startDashboard(t, func(_ *testDashboard, c *DashboardConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	d.mongo.Stop(t)
+	// A closed store fails every query, as one that is gone does.
+	if err := d.store.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	status, _, body := d.get(t, "/")
-	if status != http.StatusInternalServerError || !strings.Contains(body, "Something went wrong") || strings.Contains(body, "mongo") {
-		t.Fatalf("list with MongoDB down: %d\n%s", status, body)
+	if status != http.StatusInternalServerError || !strings.Contains(body, "Something went wrong") || strings.Contains(body, "sql") {
+		t.Fatalf("list with the store gone: %d\n%s", status, body)
 	}
 	if n := strings.Count(logs.String(), "dashboard request failed"); n != 1 {
 		t.Fatalf("the fault was logged %d times, want once:\n%s", n, logs.String())

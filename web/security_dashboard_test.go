@@ -33,9 +33,9 @@ const (
 	xssError    = `<script>alert("error")</script>`
 	xssResponse = `</pre><script>alert("response")</script>`
 	xssStreamID = "1767348000000-0"
-	// xssMetaShown is the meta data as the monitor stores it: JSON text
-	// with <, > and & escaped as \u003c…
-	xssMetaShown = `'\u003e\u003cimg src=x onerror=alert('meta')\u003e`
+	// xssMetaShown is the meta data as the monitor stores it: the JSON
+	// text of the event, markup and all.
+	xssMetaShown = xssMeta
 )
 
 // liveMarkup parses a page as a browser does and returns the markup it

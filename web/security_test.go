@@ -63,9 +63,9 @@ const (
 	literalHookID   = "1767348000002-0"
 	literalWebhook  = `lit {"$gt":""} .* $where`
 	injectionHooks  = 3
-	listAllowed     = "page, limit, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
+	listAllowed     = "page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
 	bulkAllowed     = "status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
-	dashboardAllows = "page, limit, queued, skipped, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
+	dashboardAllows = "page, limit, older, newer, queued, skipped, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
 )
 
 // seedInjection stores three failed, retriable hooks; only the third's
@@ -268,7 +268,11 @@ func TestSecurityOversized(t *testing.T) {
 		{"bulk retry, 10 MB", http.MethodPost, "/api/sendhooks/v1/hooks/retry", bearer, bigForm, http.StatusRequestEntityTooLarge, tooLargeBody},
 		{"bulk retry, 10 MB form chunked", http.MethodPost, "/api/sendhooks/v1/hooks/retry", bearerForm, bigChunkedForm, http.StatusRequestEntityTooLarge, tooLargeBody},
 		{"retry, 10 MB without token", http.MethodPost, "/api/sendhooks/v1/hooks/" + literalHookID + "/retry", nil, bigForm, http.StatusRequestEntityTooLarge, tooLargeBody},
-		{"100 KB search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + bigSearch, bearer, nil, http.StatusOK,
+		{"100 KB search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + bigSearch, bearer, nil, http.StatusBadRequest,
+			apiBad(fmt.Sprintf("search must be at most 200 characters long, got %d", len(bigSearch)))},
+		{"201-character search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("é", 201), bearer, nil, http.StatusBadRequest,
+			apiBad("search must be at most 200 characters long, got 201")},
+		{"200-character search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("é", 200), bearer, nil, http.StatusOK,
 			`{"data":[],"meta":{"totalItems":0,"totalPages":0,"currentPage":1,"itemsPerPage":10}}`},
 		{"100 KB unknown parameter", http.MethodGet, "/api/sendhooks/v1/hooks?" + bigSearch + "=1", bearer, nil, http.StatusBadRequest,
 			apiBad(fmt.Sprintf("unknown parameter %q; allowed: %s", bigSearch, listAllowed))},
@@ -310,7 +314,8 @@ func TestSecurityOversized(t *testing.T) {
 		{"bulk retry, 10 MB chunked", http.MethodPost, "/retry-failed", withToken(formHeader), bigChunkedForm, http.StatusRequestEntityTooLarge, tooLarge},
 		{"retry, 10 MB chunked", http.MethodPost, retryPath, withToken(formHeader), bigChunkedForm, http.StatusRequestEntityTooLarge, tooLarge},
 		{"retry, 10 MB multipart", http.MethodPost, retryPath, withToken(http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}), bigForm, http.StatusRequestEntityTooLarge, tooLarge},
-		{"100 KB search", http.MethodGet, "/?search=" + bigSearch, nil, nil, http.StatusOK, "No webhooks match."},
+		{"100 KB search", http.MethodGet, "/?search=" + bigSearch, nil, nil, http.StatusBadRequest, "search must be at most 200 characters long"},
+		{"200-character search", http.MethodGet, "/?search=" + strings.Repeat("a", 200), nil, nil, http.StatusOK, "No webhooks match."},
 		{"10,001 parameters", http.MethodGet, "/?" + manyParams(10_001), nil, nil, http.StatusBadRequest, "number of URL query parameters exceeded limit"},
 		{"page 10^18", http.MethodGet, "/partials/hooks?page=1000000000000000000", nil, nil, http.StatusBadRequest, "page must be a whole number from 1 to 1000000"},
 		{"limit 10^18", http.MethodGet, "/?limit=1000000000000000000", nil, nil, http.StatusBadRequest, "limit must be a whole number from 1 to 100"},
