@@ -16,7 +16,6 @@ import (
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/engine"
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 )
 
@@ -72,7 +71,7 @@ func getHook(api, id string) (apiHook, bool) {
 // process: a delivered and a failed job show up with their attempts, and a
 // retry through the API delivers the failed one once its receiver works.
 func TestEndToEndWithEngine(t *testing.T) {
-	rs, ms := redistest.Start(t), mongotest.Start(t)
+	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	rc := &receiver{ok: map[string]int{}}
 	rc.failing.Store(true)
@@ -99,7 +98,7 @@ func TestEndToEndWithEngine(t *testing.T) {
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	env, api := monitorEnv(t, rs, ms)
+	env, api := monitorEnv(t, rs)
 	startMonitor(t, env)
 
 	for id, path := range map[string]string{"job-ok": "/ok", "job-flaky": "/flaky"} {

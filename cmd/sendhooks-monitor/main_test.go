@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,14 +19,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sendhooks/sendhooks"
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/sqlite"
 )
 
 // runAsMonitor makes the test binary run the monitor's main, so the tests
@@ -68,14 +66,14 @@ func startMonitor(t *testing.T, env []string) *monitorProc {
 	return p
 }
 
-// monitorEnv is the environment of a monitor on the servers, and the base
-// URL of its API.
-func monitorEnv(t *testing.T, rs *redistest.Server, ms *mongotest.Server) ([]string, string) {
+// monitorEnv is the environment of a monitor on the Redis server, keeping
+// its webhooks in an SQLite file of the test, and the base URL of its API.
+func monitorEnv(t *testing.T, rs *redistest.Server) ([]string, string) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(rs.Addr())
 	api := strconv.Itoa(freePort(t))
 	return []string{
-		"BACKEND_PORT=" + api, "DASHBOARD_PORT=" + strconv.Itoa(freePort(t)), "MONGODB_URI=" + ms.URI(),
+		"BACKEND_PORT=" + api, "DASHBOARD_PORT=" + strconv.Itoa(freePort(t)), "SQLITE_PATH=" + filepath.Join(t.TempDir(), "monitor.db"),
 		"REDIS_HOST=" + host, "REDIS_PORT=" + port, "CONSUMER_NAME=m1",
 		"LOG_FORMAT=text", "LOG_LEVEL=warn", "ALLOWED_ORIGINS=", "SENDHOOKS_API_TOKEN=",
 	}, "http://127.0.0.1:" + api
@@ -125,25 +123,20 @@ func httpBody(url string) string {
 // flow in, starts it again, and checks that every job is stored once with
 // exactly its events; then it stops the monitor with SIGTERM.
 func TestKillMidIngestAndRestart(t *testing.T) {
-	rs, ms := redistest.Start(t), mongotest.Start(t)
+	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	env, api := monitorEnv(t, rs, ms)
+	env, api := monitorEnv(t, rs)
 	readyz := api + "/readyz"
 
-	client, err := mongo.Connect(options.Client().ApplyURI(ms.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	db := client.Database(ms.Database())
-	count := func(coll string, filter bson.D) int64 {
-		n, err := db.Collection(coll).CountDocuments(context.Background(), filter)
-		if err != nil {
+	// count asks the monitor's API how many webhooks the query selects.
+	count := func(query string) int64 {
+		var page struct{ Meta struct{ TotalItems int64 } }
+		if json.Unmarshal([]byte(httpBody(api+"/api/sendhooks/v1/hooks?limit=1&"+query)), &page) != nil {
 			return -1
 		}
-		return n
+		return page.Meta.TotalItems
 	}
-	delivered := bson.D{{Key: "status", Value: "success"}}
+	const delivered = "status=success"
 
 	first := startMonitor(t, env)
 	eventually(t, 20*time.Second, "monitor ready", func() bool { return httpStatus(readyz) == http.StatusOK })
@@ -154,19 +147,20 @@ func TestKillMidIngestAndRestart(t *testing.T) {
 	var wg sync.WaitGroup
 	produced := make(chan error, 1)
 	wg.Go(func() { produced <- produce(rdb, n) })
-	eventually(t, 30*time.Second, "some hooks stored", func() bool { return count(monitor.HooksCollection, delivered) >= 10 })
+	eventually(t, 30*time.Second, "some hooks stored", func() bool { return count(delivered) >= 10 })
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-first.done
-	atKill := count(monitor.HooksCollection, delivered)
+
+	atKill := storedAfterKill(t, env)
 
 	second := startMonitor(t, env)
 	wg.Wait()
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "every job delivered in MongoDB", func() bool { return count(monitor.HooksCollection, delivered) == n })
+	eventually(t, 60*time.Second, "every job delivered in the store", func() bool { return count(delivered) == n })
 	t.Logf("%d of %d jobs were stored when the monitor was killed", atKill, n)
 	if atKill >= n {
 		t.Fatalf("the kill came after all %d jobs were stored", n)
@@ -175,19 +169,25 @@ func TestKillMidIngestAndRestart(t *testing.T) {
 		p, err := rdb.XPending(context.Background(), sendhooks.DefaultStatusStream, monitor.DefaultConsumerGroup).Result()
 		return err == nil && p.Count == 0
 	})
-	if got := count(monitor.HooksCollection, bson.D{}); got != n {
+	if got := count(""); got != n {
 		t.Fatalf("%d hooks, want %d", got, n)
 	}
-	if got := count(monitor.EventsCollection, bson.D{}); got != 2*n {
-		t.Fatalf("%d events stored, want %d: one per event, none twice", got, 2*n)
-	}
-	cur, err := db.Collection(monitor.HooksCollection).Find(context.Background(), bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hooks []monitor.Hook
-	if err := cur.All(context.Background(), &hooks); err != nil {
-		t.Fatal(err)
+	for older := ""; ; {
+		var page struct {
+			Data []monitor.Hook
+			Meta struct{ Older string }
+		}
+		if err := json.Unmarshal([]byte(httpBody(api+"/api/sendhooks/v1/hooks?limit=100&older="+older)), &page); err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, page.Data...)
+		if older = page.Meta.Older; older == "" {
+			break
+		}
+	}
+	if len(hooks) != n {
+		t.Fatalf("the pages hold %d hooks, want %d", len(hooks), n)
 	}
 	for _, h := range hooks {
 		if len(h.Attempts) != 2 || h.Attempts[0].Number != 1 || h.Attempts[1].Number != 2 || h.NumberOfTries != 2 {
@@ -216,6 +216,28 @@ func TestKillMidIngestAndRestart(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("monitor still running 15s after SIGTERM")
 	}
+}
+
+// storedAfterKill opens the SQLite file of env, as the killed monitor left
+// it, and counts the webhooks in it.
+func storedAfterKill(t *testing.T, env []string) int64 {
+	t.Helper()
+	for _, kv := range env {
+		if path, ok := strings.CutPrefix(kv, "SQLITE_PATH="); ok {
+			s, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			p, err := s.List(context.Background(), monitor.ListQuery{Limit: 1})
+			if err != nil {
+				t.Fatalf("the file the killed monitor left: %v", err)
+			}
+			return p.Total
+		}
+	}
+	t.Fatal("no SQLITE_PATH in the environment")
+	return 0
 }
 
 // produce writes the events of n jobs to the status stream, as the engine
