@@ -23,26 +23,34 @@ import (
 )
 
 // stack is the engine and the monitor, wired as in production, on a real
-// redis-server and the embedded MongoDB-wire server.
+// redis-server and the dev stack's SQLite store (or the embedded
+// MongoDB-wire server, when mongo is set).
 type stack struct {
-	api   string
-	rdb   *redis.Client
-	redis *redistest.Server
-	mongo *mongotest.Server
+	api, dashboard string
+	rdb            *redis.Client
+	redis          *redistest.Server
+	mongo          *mongotest.Server
 }
 
-func startStack(t *testing.T) *stack {
+// startStack runs the dev stack on its default store, SQLite.
+func startStack(t *testing.T) *stack { return runStack(t, nil) }
+
+// startStackOnMongo runs the dev stack with -mongodb-uri.
+func startStackOnMongo(t *testing.T) *stack { return runStack(t, mongotest.Start(t)) }
+
+func runStack(t *testing.T, ms *mongotest.Server) *stack {
 	t.Helper()
 	srv := redistest.Start(t)
-	ms := mongotest.Start(t)
 	o := Options{
 		RedisURL:      "redis://" + srv.Addr(),
-		MongoURI:      ms.URI(),
 		APIAddr:       freeAddr(t),
 		DashboardAddr: freeAddr(t),
 		DataDir:       t.TempDir(),
 		RetrySchedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond},
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if ms != nil {
+		o.MongoURI = ms.URI()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -53,7 +61,7 @@ func startStack(t *testing.T) *stack {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	s := &stack{api: "http://" + o.APIAddr, rdb: srv.Client(t), redis: srv, mongo: ms}
+	s := &stack{api: "http://" + o.APIAddr, dashboard: "http://" + o.DashboardAddr, rdb: srv.Client(t), redis: srv, mongo: ms}
 	waitFor(t, "the API to answer", func() bool { return s.get(t, "/readyz", nil) == http.StatusOK })
 	return s
 }
@@ -203,7 +211,7 @@ func TestRetryThroughTheAPIDeliversOnceTheReceiverWorks(t *testing.T) {
 // restarted from its append-only file) and, later, MongoDB is stopped and
 // started again: every job ends delivered, with one attempt shown once.
 func TestEveryJobLandsOnceThroughRedisAndMongoDBOutages(t *testing.T) {
-	s := startStack(t)
+	s := startStackOnMongo(t)
 	var requests sync.Map // webhook-id -> *atomic.Int32
 	receiver := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		n, _ := requests.LoadOrStore(r.Header.Get("webhook-id"), new(atomic.Int32))
@@ -247,5 +255,60 @@ func TestEveryJobLandsOnceThroughRedisAndMongoDBOutages(t *testing.T) {
 	}
 	if n := distinct(); n != len(ids) {
 		t.Errorf("the receiver saw %d distinct webhooks, want %d", n, len(ids))
+	}
+}
+
+// TestAFlowShowsInTheDashboardWhileThePagesAnswer sends a flow of jobs
+// through the dev stack on its SQLite store: each is in the API and the
+// dashboard within seconds of its delivery, and every page keeps
+// answering, with the right figures, while the flow is ingested.
+func TestAFlowShowsInTheDashboardWhileThePagesAnswer(t *testing.T) {
+	s := startStack(t)
+	var delivered atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { delivered.Add(1) }))
+	defer receiver.Close()
+
+	const n = 400
+	go func() {
+		for i := range n {
+			job := fmt.Sprintf(`{"url":%q,"webhookId":"flow-%d","data":{"n":%d}}`, receiver.URL, i, i)
+			if err := s.rdb.XAdd(context.Background(), &redis.XAddArgs{
+				Stream: sendhooks.DefaultJobStream, Values: []any{sendhooks.StreamField, job},
+			}).Err(); err != nil {
+				t.Errorf("XADD: %v", err)
+				return
+			}
+		}
+	}()
+	var list struct {
+		Data []struct{ ExternalID string }
+		Meta struct{ TotalItems int }
+	}
+	pages := []string{s.dashboard + "/", s.dashboard + "/stats", s.dashboard + "/?search=flow-7", s.api + "/api/sendhooks/v1/stats"}
+	waitFor(t, "every job delivered and listed as success", func() bool {
+		for _, p := range pages {
+			resp, err := http.Get(p)
+			if err != nil {
+				t.Fatalf("GET %s during the flow: %v", p, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s during the flow: %d", p, resp.StatusCode)
+			}
+		}
+		list.Meta.TotalItems = 0
+		s.get(t, "/api/sendhooks/v1/hooks?status=success&limit=1", &list)
+		return list.Meta.TotalItems == n
+	})
+	if got := delivered.Load(); got != n {
+		t.Errorf("the receiver got %d requests, want %d", got, n)
+	}
+	s.get(t, "/api/sendhooks/v1/hooks?search=flow-399", &list)
+	if len(list.Data) != 1 || list.Data[0].ExternalID != "flow-399" || list.Meta.TotalItems != 1 {
+		t.Errorf("exact search for the last job: %+v", list)
+	}
+	var stats struct{ Total int }
+	if s.get(t, "/api/sendhooks/v1/stats", &stats); stats.Total != n {
+		t.Errorf("stats count %d webhooks, want %d", stats.Total, n)
 	}
 }

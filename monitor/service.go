@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type Service struct {
 	registry *prometheus.Registry
 	metrics  *Metrics
 	ingester *Ingester
+	// prepared is set once the store's Setup has succeeded.
+	prepared atomic.Bool
 }
 
 // New makes a service from cfg that keeps its webhooks in store, which it
@@ -71,8 +74,12 @@ func (s *Service) Retrier() *Retrier { return s.retrier }
 // Gatherer serves the service's metrics.
 func (s *Service) Gatherer() prometheus.Gatherer { return s.registry }
 
-// Ready reports whether Redis and the store both answer.
+// Ready reports whether the store is prepared and Redis and the store both
+// answer.
 func (s *Service) Ready(ctx context.Context) error {
+	if !s.prepared.Load() {
+		return errors.New("the store is not prepared yet (tables, indexes)")
+	}
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping Redis: %w", err)
 	}
@@ -189,6 +196,7 @@ func (s *Service) setup(ctx context.Context) bool {
 	for {
 		err := s.store.Setup(ctx, s.cfg.Retention)
 		if err == nil {
+			s.prepared.Store(true)
 			return true
 		}
 		if ctx.Err() != nil {

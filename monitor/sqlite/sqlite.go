@@ -76,8 +76,8 @@ type Store struct {
 
 var _ monitor.Store = (*Store)(nil)
 
-// Open opens (creating it and its folder when missing) the SQLite file at
-// path. Setup creates the tables.
+// Open opens the SQLite file at path, creating it, its folder and its
+// tables when missing, so that the store answers at once.
 func Open(path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -93,7 +93,12 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	return &Store{path: path, w: w, r: r}, nil
+	s := &Store{path: path, w: w, r: r}
+	if err := s.Setup(context.Background(), 0); err != nil {
+		s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
 }
 
 // open opens a pool of conns connections to path.
@@ -118,8 +123,9 @@ func open(path string, conns int) (*sql.DB, error) {
 	return db, nil
 }
 
-// Setup creates the tables and indexes. Retention is done by Prune, so the
-// retention itself needs nothing here.
+// Setup creates the tables and indexes that are missing (Open has done it
+// once already). Retention is done by Prune, so the retention itself needs
+// nothing here.
 func (s *Store) Setup(ctx context.Context, _ time.Duration) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create the SQLite schema in %s: %w", s.path, err)
