@@ -24,6 +24,18 @@ const (
 	DefaultStatusStream = "hooks-status"
 )
 
+// RetrySet names the sorted set where the engine keeps the jobs of
+// jobStream that wait for a later attempt.
+func RetrySet(jobStream string) string { return jobStream + "-retry" }
+
+// DeadLetterStream names the stream where the engine keeps the jobs of
+// jobStream that failed for good.
+func DeadLetterStream(jobStream string) string { return jobStream + "-dead" }
+
+// RejectedStream names the stream where the monitor sets aside the status
+// events of statusStream that its store refuses for good.
+func RejectedStream(statusStream string) string { return statusStream + "-rejected" }
+
 // StreamField is the field of a stream entry (jobs and status events alike)
 // whose value is the JSON document.
 const StreamField = "data"

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
 )
 
 // shutdownTimeout bounds how long a stopping service waits for requests.
@@ -162,22 +164,40 @@ type EngineQueues struct {
 	RetrySet int64 // jobs waiting in the retry set
 	Lag      int64 // jobs-stream entries not yet read by any engine group (Redis 7)
 	Pending  int64 // jobs read by an engine and not yet acknowledged
+	// Streams are the lengths of the streams, which the engine trims.
+	Streams []StreamLength
+}
+
+// StreamLength is the number of entries a stream holds.
+type StreamLength struct {
+	Name    string
+	Entries int64
 }
 
 // EngineQueues reads where the engine's work stands (ReadEngineQueues).
 func (s *Service) EngineQueues(ctx context.Context) (EngineQueues, error) {
-	return ReadEngineQueues(ctx, s.rdb, s.cfg.JobStreamKey)
+	return ReadEngineQueues(ctx, s.rdb, s.cfg.JobStreamKey, s.cfg.StreamKey)
 }
 
-// ReadEngineQueues reads the size of the engine's retry set and its
-// consumer groups' lag and pending counts on jobStream.
-func ReadEngineQueues(ctx context.Context, rdb *redis.Client, jobStream string) (EngineQueues, error) {
+// ReadEngineQueues reads the size of the engine's retry set, its consumer
+// groups' lag and pending counts on jobStream, and the lengths of the jobs,
+// status, dead-letter and rejected-event streams.
+func ReadEngineQueues(ctx context.Context, rdb *redis.Client, jobStream, statusStream string) (EngineQueues, error) {
 	var q EngineQueues
-	n, err := rdb.ZCard(ctx, jobStream+"-retry").Result()
-	if err != nil {
-		return q, fmt.Errorf("size of %s-retry: %w", jobStream, err)
+	pipe := rdb.Pipeline()
+	retry := pipe.ZCard(ctx, sendhooks.RetrySet(jobStream))
+	names := []string{jobStream, statusStream, sendhooks.DeadLetterStream(jobStream), sendhooks.RejectedStream(statusStream)}
+	lens := make([]*redis.IntCmd, len(names))
+	for i, name := range names {
+		lens[i] = pipe.XLen(ctx, name)
 	}
-	q.RetrySet = n
+	if _, err := pipe.Exec(ctx); err != nil {
+		return q, fmt.Errorf("sizes of the engine's streams: %w", err)
+	}
+	q.RetrySet = retry.Val()
+	for i, name := range names {
+		q.Streams = append(q.Streams, StreamLength{Name: name, Entries: lens[i].Val()})
+	}
 	groups, err := rdb.XInfoGroups(ctx, jobStream).Result()
 	if err != nil && !strings.Contains(err.Error(), "no such key") {
 		return q, fmt.Errorf("consumer groups of %s: %w", jobStream, err)

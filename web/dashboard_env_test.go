@@ -50,7 +50,7 @@ func startDashboard(t *testing.T, configure func(*testDashboard, *DashboardConfi
 // monitor command wires it.
 func redisHealth(rdb *redis.Client) func(context.Context) (EngineHealth, error) {
 	return func(ctx context.Context) (EngineHealth, error) {
-		return monitor.ReadEngineQueues(ctx, rdb, jobStream)
+		return monitor.ReadEngineQueues(ctx, rdb, jobStream, "hooks-status")
 	}
 }
 

@@ -54,5 +54,5 @@ func (d *dashboard) health(ctx context.Context) stats.Health {
 		d.cfg.Logger.Warn("engine health for the stats page", "err", err)
 		return stats.Health{Problem: "Redis did not answer"}
 	}
-	return stats.Health{Available: true, RetrySet: h.RetrySet, Lag: h.Lag, Pending: h.Pending}
+	return stats.Health{Available: true, RetrySet: h.RetrySet, Lag: h.Lag, Pending: h.Pending, Streams: h.Streams}
 }

@@ -8,8 +8,11 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/templates/list"
@@ -196,6 +199,22 @@ func TestDashboardStats(t *testing.T) {
 	for _, want := range []string{`id="chart-deliveries"`, "<svg", `id="tile-retry-set"`, "Endpoints failing most"} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("stats: %d, no %q\n%s", status, want, body)
+		}
+	}
+	// The stream lengths, as Redis has them.
+	for i := range 3 {
+		if err := d.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: "hooks-dead", Values: []any{"data", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, body = d.get(t, "/stats")
+	for _, want := range []string{
+		`<div class="panel tile" id="tile-stream-hooks"><div class="value">0</div><div class="label">Stream hooks</div>`,
+		`<div class="panel tile" id="tile-stream-hooks-dead"><div class="value">3</div><div class="label">Stream hooks-dead</div>`,
+		`id="tile-stream-hooks-status"`, `id="tile-stream-hooks-status-rejected"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("stats: no %q\n%s", want, body)
 		}
 	}
 	if status, _, body := d.get(t, "/stats?range=2y"); status != http.StatusBadRequest || !strings.Contains(body, "range must be") {

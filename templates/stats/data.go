@@ -39,6 +39,8 @@ type Health struct {
 	Lag int64
 	// Pending is the number of jobs read but not yet finished.
 	Pending int64
+	// Streams are the lengths of the engine's streams, which it trims.
+	Streams []monitor.StreamLength
 	// Problem says why the figures are not available.
 	Problem string
 }
