@@ -173,8 +173,9 @@ func (r *reader) claim(ctx context.Context) error {
 }
 
 // process stores the events of msgs and acknowledges them all. An event
-// that does not parse is logged, counted and acknowledged. A failed write
-// is retried until it succeeds or ctx is done.
+// that does not parse is logged, counted and acknowledged; so is one the
+// store refuses for good, once it is set aside in the rejected stream. A
+// write that fails otherwise is retried until it succeeds or ctx is done.
 func (r *reader) process(ctx context.Context, msgs []redis.XMessage) error {
 	if len(msgs) == 0 {
 		return nil
@@ -191,40 +192,99 @@ func (r *reader) process(ctx context.Context, msgs []redis.XMessage) error {
 		}
 		events = append(events, ev)
 	}
-	if err := r.write(ctx, events); err != nil {
+	rejected, err := r.write(ctx, events)
+	if err != nil {
+		return err
+	}
+	if err := r.setAside(ctx, msgs, rejected); err != nil {
 		return err
 	}
 	// Acknowledge even when shutting down: the events are stored.
 	if err := r.rdb.XAck(context.WithoutCancel(ctx), r.stream, r.group, ids...).Err(); err != nil {
 		return fmt.Errorf("acknowledge %d events: %w", len(ids), err)
 	}
-	r.metrics.ingested.Add(float64(len(events)))
+	r.metrics.ingested.Add(float64(len(events) - len(rejected)))
 	return nil
 }
 
-// write stores the events, retrying with backoff. A write under way when
-// ctx ends is finished (within WriteTimeout); the next is not started.
-func (r *reader) write(ctx context.Context, events []Event) error {
+// rejection is an event the store refused for good, and why.
+type rejection struct {
+	entryID string
+	err     error
+}
+
+// write stores the events, retrying passing faults with backoff. A batch
+// the store refuses for good is split in halves, and the halves written,
+// until the events it refuses are found: those are returned, the others
+// stored. A write under way when ctx ends is finished (within
+// WriteTimeout); the next is not started.
+func (r *reader) write(ctx context.Context, events []Event) ([]rejection, error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	wait := r.Backoff
 	for {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.WriteTimeout)
 		err := r.store.Apply(wctx, events)
 		cancel()
-		if err == nil {
-			return nil
+		switch {
+		case err == nil:
+			return nil, nil
+		case errors.Is(err, ErrRejected) && len(events) == 1:
+			return []rejection{{events[0].EntryID, err}}, nil
+		case errors.Is(err, ErrRejected):
+			half := len(events) / 2
+			a, err := r.write(ctx, events[:half])
+			if err != nil {
+				return nil, err
+			}
+			b, err := r.write(ctx, events[half:])
+			return append(a, b...), err
 		}
 		r.metrics.writeFailures.Inc()
 		if ctx.Err() != nil {
-			return fmt.Errorf("store %d events: %w", len(events), err)
+			return nil, fmt.Errorf("store %d events: %w", len(events), err)
 		}
 		r.log.Warn("storing status events failed; retrying", "events", len(events), "err", err, "retryIn", wait)
 		sleep(ctx, wait)
 		wait = min(2*wait, r.MaxBackoff)
 	}
 }
+
+// setAside copies each rejected event, with the reason, into the rejected
+// stream, so that it is kept for a person to look at while the stream
+// goes on. It is written before the event is acknowledged: a crash between
+// the two sets the event aside twice, never loses it.
+func (r *reader) setAside(ctx context.Context, msgs []redis.XMessage, rejected []rejection) error {
+	if len(rejected) == 0 {
+		return nil
+	}
+	raw := make(map[string]any, len(msgs))
+	for _, m := range msgs {
+		raw[m.ID] = m.Values[sendhooks.StreamField]
+	}
+	pipe := r.rdb.Pipeline()
+	for _, rej := range rejected {
+		pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: sendhooks.RejectedStream(r.stream),
+			MaxLen: maxRejected, Approx: true,
+			Values: []any{sendhooks.StreamField, raw[rej.entryID], "entryId", rej.entryID, "reason", rej.err.Error()},
+		})
+	}
+	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("set %d refused events aside in %s: %w", len(rejected), sendhooks.RejectedStream(r.stream), err)
+	}
+	for _, rej := range rejected {
+		r.metrics.rejected.Inc()
+		r.log.Warn("status event set aside: the store refuses it", "stream", r.stream, "entryId", rej.entryID,
+			"setAsideIn", sendhooks.RejectedStream(r.stream), "err", rej.err)
+	}
+	return nil
+}
+
+// maxRejected caps the rejected stream: what is set aside is for a person
+// to look at, and must not grow without bound under a flood of bad events.
+const maxRejected = 10_000
 
 // updateGauges reads the group's lag and pending count into the metrics.
 func (r *reader) updateGauges(ctx context.Context) {

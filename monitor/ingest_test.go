@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,4 +194,41 @@ func TestIngestSurvivesRedisCrash(t *testing.T) {
 	eventually(t, 30*time.Second, "all 20 jobs stored", flowDone(e, t, 20))
 	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
 	checkFlow(t, e, 20)
+}
+
+// TestIngestSetsAsideEventsTheStoreRefuses writes an event the store
+// refuses for good (a 17 MiB webhookId, which Redis accepts) in the middle
+// of a flow: it is set aside in the rejected stream with the reason and
+// acknowledged, and every other event of the flow is stored.
+func TestIngestSetsAsideEventsTheStoreRefuses(t *testing.T) {
+	e := newTestEnv(t)
+	reg := e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 64 })
+	flow(t, e, 0, 10)
+	huge := strings.Repeat("x", 17<<20)
+	poison := e.add(t, `{"webhookId":"`+huge+`","status":"failed","url":"http://127.0.0.1:9/p"}`)
+	longURL := e.add(t, `{"webhookId":"long-url","status":"success","url":"http://127.0.0.1:9/`+strings.Repeat("u", 9000)+`"}`)
+	flow(t, e, 10, 40)
+
+	eventually(t, 30*time.Second, "all 40 jobs stored", flowDone(e, t, 40))
+	eventually(t, 10*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
+	checkFlow(t, e, 40)
+	if n := counter(t, reg, "sendhooks_monitor_events_rejected_total"); n != 2 {
+		t.Fatalf("%v events rejected, want 2", n)
+	}
+	if n := counter(t, reg, "sendhooks_monitor_events_ingested_total"); n != 80 {
+		t.Fatalf("%v events ingested, want 80", n)
+	}
+	set, err := e.rdb.XRange(context.Background(), sendhooks.RejectedStream(testStream), "-", "+").Result()
+	if err != nil || len(set) != 2 {
+		t.Fatalf("rejected stream: %d entries (%v), want 2", len(set), err)
+	}
+	for i, want := range []struct{ entry, reason string }{
+		{poison, fmt.Sprintf("the webhookId is %d bytes long; at most 1024 are kept", len(huge))},
+		{longURL, "the url is 9019 bytes long; at most 8192 are kept"},
+	} {
+		m := set[i].Values
+		if m["entryId"] != want.entry || !strings.Contains(m["reason"].(string), want.reason) || len(m["data"].(string)) < 9000 {
+			t.Errorf("set aside %d: entryId %v, reason %q; want %s, %q, and the event itself", i, m["entryId"], m["reason"], want.entry, want.reason)
+		}
+	}
 }

@@ -10,6 +10,7 @@ type Metrics struct {
 	lag           prometheus.Gauge
 	pending       prometheus.Gauge
 	pruned        prometheus.Counter
+	rejected      prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg.
@@ -27,7 +28,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag:           gauge("lag_events", "Status events in the stream not yet read by the consumer group."),
 		pending:       gauge("pending_events", "Status events read by the consumer group but not yet acknowledged."),
 		pruned:        counter("webhooks_pruned_total", "Webhooks removed because they were older than RETENTION."),
+		rejected:      counter("events_rejected_total", "Status events the store refuses for good; they are set aside in the rejected stream and acknowledged."),
 	}
-	reg.MustRegister(m.ingested, m.parseFailures, m.writeFailures, m.lag, m.pending, m.pruned)
+	reg.MustRegister(m.ingested, m.parseFailures, m.writeFailures, m.lag, m.pending, m.pruned, m.rejected)
 	return m
 }

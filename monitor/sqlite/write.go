@@ -51,6 +51,9 @@ func (s *Store) Apply(ctx context.Context, events []monitor.Event) error {
 				dirty = h.Apply(ev) || dirty
 			}
 			if dirty {
+				if err := h.CheckLimits(); err != nil {
+					return fmt.Errorf("hook %.64q: %w", k, err)
+				}
 				h.Version++
 				changed = append(changed, h)
 				delta.Change(old, h)
