@@ -38,6 +38,10 @@ type Hook struct {
 	// shows it without its secretHash.
 	Job       JobJSON   `bson:"job,omitempty" json:"job,omitempty"`
 	UpdatedAt time.Time `bson:"updatedAt" json:"updatedAt"`
+	// RetryQueued is the attempt queued by hand and not yet reported by
+	// the engine, and RetryQueuedAt when it was queued (Store.MarkRetry).
+	RetryQueued   int        `bson:"retryQueued,omitempty" json:"retryQueued,omitempty"`
+	RetryQueuedAt *time.Time `bson:"retryQueuedAt,omitempty" json:"retryQueuedAt,omitempty"`
 
 	// StatusAttempt is the attempt of the event the status was taken
 	// from; with Status it ranks that event (see rank.outranks).
@@ -128,6 +132,9 @@ func (h *Hook) Apply(ev Event) bool {
 	}
 	attempt := eventAttempt(ev.StatusEvent)
 	h.NumberOfTries = max(h.NumberOfTries, ev.NumberOfTries, attempt)
+	if h.RetryQueued > 0 && attempt >= h.RetryQueued {
+		h.RetryQueued, h.RetryQueuedAt = 0, nil // the engine took the retry up
+	}
 
 	r := eventRank(ev.StatusEvent)
 	if r.outranks(rank{attempt: h.StatusAttempt, status: h.Status}) {
@@ -186,4 +193,14 @@ func utc(t time.Time) *time.Time {
 	}
 	t = t.UTC().Truncate(time.Millisecond)
 	return &t
+}
+
+// CanMarkRetry reports whether a retry of attempt may be marked on h at
+// at: h is not retrying, and carries no retry mark younger than
+// RetryMarkTTL.
+func (h *Hook) CanMarkRetry(at time.Time) bool {
+	if h.Status == sendhooks.StatusRetrying {
+		return false
+	}
+	return h.RetryQueued == 0 || h.RetryQueuedAt == nil || !at.Before(h.RetryQueuedAt.Add(RetryMarkTTL))
 }

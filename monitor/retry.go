@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,16 +16,26 @@ import (
 // errors wrapping it carry the reason.
 var ErrNotRetriable = errors.New("hook cannot be retried")
 
+// ErrAlreadyQueued says that the hook is being retried already: by the
+// engine's schedule, or by a retry queued by hand that the engine has not
+// taken up yet. Retrying it again would deliver it twice.
+var ErrAlreadyQueued = errors.New("hook is queued for a retry already")
+
 // Retrier puts stored jobs back on the jobs stream, where the engine picks
-// them up as further attempts of the same job.
+// them up as further attempts of the same job. A retry is marked on the
+// stored hook before it is queued (Store.MarkRetry), so that two requests
+// to retry one hook (a double click, two monitors) queue it once.
 type Retrier struct {
 	rdb    *redis.Client
+	store  Store
 	stream string
+	now    func() time.Time
 }
 
-// NewRetrier writes retries to the jobs stream of rdb.
-func NewRetrier(rdb *redis.Client, stream string) *Retrier {
-	return &Retrier{rdb: rdb, stream: stream}
+// NewRetrier writes retries to the jobs stream of rdb, marking them in
+// store.
+func NewRetrier(rdb *redis.Client, store Store, stream string) *Retrier {
+	return &Retrier{rdb: rdb, store: store, stream: stream, now: time.Now}
 }
 
 // Queued tells where a retry was written.
@@ -38,23 +49,30 @@ type Queued struct {
 // Retry writes the hook's job to the jobs stream again as the attempt
 // after the last one made, with a fresh retry schedule. Its error wraps
 // ErrNotRetriable when the hook lacks what a retry needs.
+// Its error wraps ErrAlreadyQueued when the hook is being retried already.
 func (r *Retrier) Retry(ctx context.Context, h Hook) (Queued, error) {
 	args, err := r.args(h)
 	if err != nil {
 		return Queued{}, err
 	}
+	if err := r.mark(ctx, h); err != nil {
+		return Queued{}, err
+	}
 	id, err := r.rdb.XAdd(ctx, args).Result()
 	if err != nil {
+		r.unmark(ctx, h)
 		return Queued{}, fmt.Errorf("queue hook %q on %s: %w", h.ID, r.stream, err)
 	}
 	return Queued{ID: h.ID, Stream: r.stream, EntryID: id, Attempt: h.AttemptsMade() + 1}, nil
 }
 
-// RetryAll queues every hook that can be retried in one round trip and
-// returns what was queued; hooks that cannot be retried are skipped.
+// RetryAll queues every hook that can be retried, and is not being retried
+// already, in one round trip and returns what was queued; the other hooks
+// are skipped.
 func (r *Retrier) RetryAll(ctx context.Context, hooks []Hook) ([]Queued, error) {
 	var (
 		queued []Queued
+		marked []Hook
 		cmds   []*redis.StringCmd
 	)
 	pipe := r.rdb.Pipeline()
@@ -63,6 +81,13 @@ func (r *Retrier) RetryAll(ctx context.Context, hooks []Hook) ([]Queued, error) 
 		if err != nil {
 			continue
 		}
+		if err := r.mark(ctx, h); errors.Is(err, ErrAlreadyQueued) {
+			continue
+		} else if err != nil {
+			r.unmarkAll(ctx, marked)
+			return nil, err
+		}
+		marked = append(marked, h)
 		cmds = append(cmds, pipe.XAdd(ctx, args))
 		queued = append(queued, Queued{ID: h.ID, Stream: r.stream, Attempt: h.AttemptsMade() + 1})
 	}
@@ -70,12 +95,38 @@ func (r *Retrier) RetryAll(ctx context.Context, hooks []Hook) ([]Queued, error) 
 		return nil, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		r.unmarkAll(ctx, marked)
 		return nil, fmt.Errorf("queue %d hooks on %s: %w", len(cmds), r.stream, err)
 	}
 	for i, c := range cmds {
 		queued[i].EntryID = c.Val()
 	}
 	return queued, nil
+}
+
+// mark marks the retry of h's next attempt on the stored hook.
+func (r *Retrier) mark(ctx context.Context, h Hook) error {
+	ok, err := r.store.MarkRetry(ctx, h.ID, h.AttemptsMade()+1, r.now())
+	if err != nil {
+		return fmt.Errorf("mark the retry of hook %q: %w", h.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: attempt %d or a later one is queued or under way; its status shows here once the engine reports it", ErrAlreadyQueued, h.AttemptsMade()+1)
+	}
+	return nil
+}
+
+// unmark takes the mark back after queueing failed, so that the hook can
+// be retried again at once. Should that fail too, the mark lapses after
+// RetryMarkTTL.
+func (r *Retrier) unmark(ctx context.Context, h Hook) {
+	_ = r.store.ClearRetry(context.WithoutCancel(ctx), h.ID, h.AttemptsMade()+1)
+}
+
+func (r *Retrier) unmarkAll(ctx context.Context, hooks []Hook) {
+	for _, h := range hooks {
+		r.unmark(ctx, h)
+	}
 }
 
 // args is the XADD of the hook's job, or why there is none.
@@ -86,7 +137,7 @@ func (r *Retrier) args(h Hook) (*redis.XAddArgs, error) {
 	case h.StreamID == "":
 		return nil, fmt.Errorf("%w: the engine did not report the job's stream id", ErrNotRetriable)
 	case h.Status == sendhooks.StatusRetrying:
-		return nil, fmt.Errorf("%w: the job is still being retried by the engine", ErrNotRetriable)
+		return nil, fmt.Errorf("%w: the engine is still retrying it on its schedule", ErrAlreadyQueued)
 	}
 	if _, err := sendhooks.ParseJob([]byte(h.Job)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotRetriable, err)

@@ -60,7 +60,7 @@ func New(cfg Config, store Store, log *slog.Logger) *Service {
 		log:      log,
 		rdb:      rdb,
 		store:    store,
-		retrier:  NewRetrier(rdb, cfg.JobStreamKey),
+		retrier:  NewRetrier(rdb, store, cfg.JobStreamKey),
 		registry: reg,
 		metrics:  metrics,
 		ingester: NewIngester(rdb, store, metrics, log, cfg.StreamKey, cfg.ConsumerGroup, cfg.ConsumerName),

@@ -35,6 +35,15 @@ type Store interface {
 	// Stats computes statistics of the webhooks created in the query's
 	// range from the rollups written at ingest.
 	Stats(ctx context.Context, q StatsQuery) (Stats, error)
+	// MarkRetry records on the webhook id that attempt is being queued by
+	// hand, unless the webhook is retrying, or another mark set less than
+	// RetryMarkTTL before at is on it: then it reports false and changes
+	// nothing. Check and mark are one atomic step, across monitors. The
+	// first event of that attempt (or a later one) clears the mark.
+	MarkRetry(ctx context.Context, id string, attempt int, at time.Time) (bool, error)
+	// ClearRetry removes the mark of attempt from the webhook id, when
+	// queueing that attempt failed.
+	ClearRetry(ctx context.Context, id string, attempt int) error
 	// Prune removes up to limit webhooks created before the time given,
 	// oldest first, with their share of the rollups, and returns how many
 	// it removed. A store that expires webhooks by itself (a MongoDB TTL
@@ -48,6 +57,11 @@ type Store interface {
 
 // ErrNotFound says that no hook has the id asked for.
 var ErrNotFound = errors.New("hook not found")
+
+// RetryMarkTTL is how long a retry mark (Store.MarkRetry) holds without the
+// retried attempt reporting back; after it, the webhook may be queued
+// again (say, the engine was down and the queued job is still waiting).
+const RetryMarkTTL = 15 * time.Minute
 
 // Bounds of what one query reads.
 const (

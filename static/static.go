@@ -8,7 +8,7 @@ package static
 
 import "embed"
 
-// FS holds app.css and vendor/htmx.min.js.
+// FS holds app.css, app.js and vendor/htmx.min.js.
 //
-//go:embed app.css vendor/htmx.min.js
+//go:embed app.css app.js vendor/htmx.min.js
 var FS embed.FS

@@ -38,7 +38,7 @@ func startAPI(t *testing.T, cfg APIConfig) *testAPI {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Ready = a.store.Ping
 	cfg.Metrics = prometheus.NewRegistry()
-	a.srv = httptest.NewServer(NewAPI(a.store, monitor.NewRetrier(a.rdb, jobStream), cfg))
+	a.srv = httptest.NewServer(NewAPI(a.store, monitor.NewRetrier(a.rdb, a.store, jobStream), cfg))
 	t.Cleanup(a.srv.Close)
 	return a
 }
@@ -149,4 +149,16 @@ func errorBody(t *testing.T, code, description string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// getJSONPost POSTs to path, expects 202 and decodes the body into v.
+func (a *testAPI) getJSONPost(t *testing.T, path string, v any) {
+	t.Helper()
+	status, _, body := a.do(t, http.MethodPost, path, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST %s: %d %s", path, status, body)
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("POST %s: %v in %s", path, err, body)
+	}
 }

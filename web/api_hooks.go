@@ -103,7 +103,10 @@ func (a *api) retryHook(c echo.Context) error {
 		return err
 	}
 	q, err := a.retrier.Retry(c.Request().Context(), h)
-	if errors.Is(err, monitor.ErrNotRetriable) {
+	switch {
+	case errors.Is(err, monitor.ErrAlreadyQueued):
+		return &statusError{http.StatusConflict, apiError{Code: "ALREADY_QUEUED", Description: err.Error()}}
+	case errors.Is(err, monitor.ErrNotRetriable):
 		return &statusError{http.StatusConflict, apiError{Code: "NOT_RETRIABLE", Description: err.Error()}}
 	}
 	if err != nil {
@@ -119,7 +122,8 @@ type bulkRetryAnswer struct {
 	Matched int `json:"matched"`
 	// Queued is how many of them were put back on the jobs stream.
 	Queued int `json:"queued"`
-	// Skipped is how many could not be retried (no job payload known).
+	// Skipped is how many could not be retried: no job payload known, or
+	// a retry already queued or under way.
 	Skipped int `json:"skipped"`
 	// Truncated says that more hooks matched than one call retries.
 	Truncated bool             `json:"truncated"`

@@ -39,7 +39,7 @@ func startDashboard(t *testing.T, configure func(*testDashboard, *DashboardConfi
 	if configure != nil {
 		configure(d, &cfg)
 	}
-	d.srv = httptest.NewServer(NewDashboard(d.store, monitor.NewRetrier(d.rdb, jobStream), cfg))
+	d.srv = httptest.NewServer(NewDashboard(d.store, monitor.NewRetrier(d.rdb, d.store, jobStream), cfg))
 	t.Cleanup(d.srv.Close)
 	jar, _ := cookiejar.New(nil)
 	d.client = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -218,7 +218,7 @@ func (d *dashboard) retryHook(c echo.Context) error {
 		return err
 	}
 	q, err := d.retrier.Retry(c.Request().Context(), data.Hook)
-	if errors.Is(err, monitor.ErrNotRetriable) {
+	if errors.Is(err, monitor.ErrNotRetriable) || errors.Is(err, monitor.ErrAlreadyQueued) {
 		data.Problem = err.Error()
 		return render(c, http.StatusConflict, detail.Page(d.page(c, "Webhook "+data.Hook.ID, layout.NavHooks), data))
 	}

@@ -91,7 +91,7 @@ func TestRetentionRemovesOldWebhooksFromEveryPage(t *testing.T) {
 			st.Total, st.ByStatus, st.Latency.Count, st.FailingEndpoints)
 	}
 
-	dash := httptest.NewServer(NewDashboard(a.store, monitor.NewRetrier(a.rdb, jobStream), DashboardConfig{
+	dash := httptest.NewServer(NewDashboard(a.store, monitor.NewRetrier(a.rdb, a.store, jobStream), DashboardConfig{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now },
 	}))
 	defer dash.Close()

@@ -224,3 +224,50 @@ func scanDocs(rows *sql.Rows) ([]monitor.Hook, error) {
 	}
 	return out, nil
 }
+
+// MarkRetry marks the hook, within one write: SQLite's one writer makes
+// the check and the mark atomic.
+func (s *Store) MarkRetry(ctx context.Context, id string, attempt int, at time.Time) (bool, error) {
+	marked := false
+	err := s.update(ctx, id, func(h *monitor.Hook) bool {
+		if !h.CanMarkRetry(at) {
+			return false
+		}
+		t := at.UTC().Truncate(time.Millisecond)
+		h.RetryQueued, h.RetryQueuedAt, marked = attempt, &t, true
+		return true
+	})
+	return marked, err
+}
+
+// ClearRetry removes the mark of attempt, if it is still there.
+func (s *Store) ClearRetry(ctx context.Context, id string, attempt int) error {
+	return s.update(ctx, id, func(h *monitor.Hook) bool {
+		if h.RetryQueued != attempt {
+			return false
+		}
+		h.RetryQueued, h.RetryQueuedAt = 0, nil
+		return true
+	})
+}
+
+// update changes the hook id with change, which reports whether it changed
+// anything, in one write. The change leaves status, created and url alone,
+// so the rollups stay as they are.
+func (s *Store) update(ctx context.Context, id string, change func(*monitor.Hook) bool) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		stored, err := load(ctx, tx, []string{id})
+		if err != nil {
+			return err
+		}
+		h := stored[id]
+		if h == nil {
+			return fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
+		}
+		if !change(h) {
+			return nil
+		}
+		h.Version++
+		return upsertHooks(ctx, tx, []*monitor.Hook{h})
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/monitor"
@@ -65,6 +66,12 @@ func (d Data) LiveURL() string {
 // a Retry from here would be refused.
 func (d Data) Retrying() bool {
 	return d.Hook.Status == sendhooks.StatusRetrying
+}
+
+// RetryQueued says whether a retry queued by hand waits for the engine,
+// so that another Retry would be refused.
+func (d Data) RetryQueued() bool {
+	return !d.Retrying() && !d.Hook.CanMarkRetry(time.Now())
 }
 
 // statusCode is an attempt's HTTP status, or "no answer".
