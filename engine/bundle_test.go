@@ -30,8 +30,14 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	srv := redistest.Start(t)
+	return &bundle{redis: srv, rdb: srv.Client(t), cfg: testConfig(srv.Addr())}
+}
+
+// testConfig is the configuration of engines under test on the Redis at
+// addr: small, quick, and allowed to reach receivers on loopback.
+func testConfig(addr string) Config {
 	cfg := Default()
-	cfg.Redis.Address = srv.Addr()
+	cfg.Redis.Address = addr
 	cfg.ConsumerName = "test-engine"
 	cfg.NumWorkers = 8
 	cfg.MaxPerHost = 8
@@ -40,7 +46,7 @@ func setup(t *testing.T) *bundle {
 	cfg.VisibilityTimeout = 10 * time.Second
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.RetrySchedule = []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}
-	return &bundle{redis: srv, rdb: srv.Client(t), cfg: cfg}
+	return cfg
 }
 
 // start runs an engine on cfg until the returned stop function is called
@@ -55,6 +61,13 @@ func (b *bundle) start(t *testing.T, cfg Config) (stop func()) {
 // startEngine is start, also returning the engine.
 func (b *bundle) startEngine(t *testing.T, cfg Config) (e *Engine, stop func()) {
 	t.Helper()
+	return b.startTuned(t, cfg, nil)
+}
+
+// startTuned is startEngine with tune, when not nil, called on the engine
+// before it runs.
+func (b *bundle) startTuned(t *testing.T, cfg Config, tune func(*Engine)) (e *Engine, stop func()) {
+	t.Helper()
 	rdb, err := NewRedisClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +75,9 @@ func (b *bundle) startEngine(t *testing.T, cfg Config) (e *Engine, stop func()) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	e = New(cfg, rdb, testLogger(t))
+	if tune != nil {
+		tune(e)
+	}
 	go func() { done <- e.Run(ctx) }()
 	var once sync.Once
 	stop = func() {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,15 @@ type Config struct {
 	// SIGTERM; unfinished jobs stay pending for the next start.
 	ShutdownTimeout time.Duration
 
+	// StatusStreamMaxLen caps the status stream while no consumer group
+	// reads it (statusStreamMaxLen); while groups read it, it is trimmed
+	// only of what they have all read and acknowledged. 0 means
+	// DefaultStatusStreamMaxLen.
+	StatusStreamMaxLen int
+	// DeadLetterMaxLen caps the dead-letter stream (deadLetterMaxLen).
+	// 0 means DefaultDeadLetterMaxLen.
+	DeadLetterMaxLen int
+
 	// AllowPrivateNetworks lets jobs target loopback, private, link-local and
 	// other internal addresses. Off by default (SSRF guard).
 	AllowPrivateNetworks bool
@@ -82,6 +92,22 @@ type RedisConfig struct {
 	CACert     string // PEM file path; with TLS
 	ClientCert string // PEM file path; with TLS, for mutual TLS
 	ClientKey  string // PEM file path; with TLS, for mutual TLS
+}
+
+// Defaults of the stream caps, for the Config fields left at 0.
+const (
+	DefaultStatusStreamMaxLen = 1_000_000
+	DefaultDeadLetterMaxLen   = 100_000
+)
+
+// statusStreamMaxLen is StatusStreamMaxLen, or its default when unset.
+func (c Config) statusStreamMaxLen() int {
+	return cmp.Or(c.StatusStreamMaxLen, DefaultStatusStreamMaxLen)
+}
+
+// deadLetterMaxLen is DeadLetterMaxLen, or its default when unset.
+func (c Config) deadLetterMaxLen() int {
+	return cmp.Or(c.DeadLetterMaxLen, DefaultDeadLetterMaxLen)
 }
 
 // Default returns the configuration used for everything that the config
@@ -171,7 +197,8 @@ func Load(path string, getenv func(string) string) (Config, error) {
 // Resolve checks c with Validate and returns it with the values that
 // derive from others filled in: MaxPerHost 0 becomes NumWorkers/2 (at
 // least 1), and SecretHashHeaderName is cleared when SendSecretHashHeader
-// is off. Use it on a Config built in code rather than by Load.
+// is off. A stream cap equal to its default becomes 0, which means the
+// same. Use it on a Config built in code rather than by Load.
 func (c Config) Resolve() (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -181,6 +208,15 @@ func (c Config) Resolve() (Config, error) {
 	}
 	if !c.SendSecretHashHeader {
 		c.SecretHashHeaderName = ""
+	}
+	// A cap given as its default is kept as 0, the form Default uses, so
+	// that a file spelling out every default (config.example.json) loads
+	// as no file does.
+	if c.StatusStreamMaxLen == DefaultStatusStreamMaxLen {
+		c.StatusStreamMaxLen = 0
+	}
+	if c.DeadLetterMaxLen == DefaultDeadLetterMaxLen {
+		c.DeadLetterMaxLen = 0
 	}
 	c.RetrySchedule = slices.Clone(c.RetrySchedule)
 	return c, nil
@@ -201,6 +237,8 @@ func (c Config) Validate() error {
 		notEmpty("redisStreamName", c.JobStream),
 		notEmpty("redisStreamStatusName", c.StatusStream),
 		differ("redisStreamStatusName", c.StatusStream, "redisStreamName", c.JobStream),
+		differ("redisStreamStatusName", c.StatusStream, "the retry set (redisStreamName + \"-retry\")", retrySet(c.JobStream)),
+		differ("redisStreamStatusName", c.StatusStream, "the dead-letter stream (redisStreamName + \"-dead\")", deadLetterStream(c.JobStream)),
 		notEmpty("consumerGroup", c.ConsumerGroup),
 		notEmpty("consumerName", c.ConsumerName),
 		between("numWorkers", c.NumWorkers, 1, maxWorkers),
@@ -210,6 +248,8 @@ func (c Config) Validate() error {
 		retrySchedule(c.RetrySchedule),
 		longer("visibilityTimeout", c.VisibilityTimeout, "requestTimeout", c.RequestTimeout),
 		atLeast("shutdownTimeout", c.ShutdownTimeout, 0),
+		atLeast("statusStreamMaxLen", c.StatusStreamMaxLen, 0),
+		atLeast("deadLetterMaxLen", c.DeadLetterMaxLen, 0),
 		headerName(c),
 		hostPort("metricsAddress", c.MetricsAddress, true),
 		oneOf("logLevel", c.LogLevel, "debug", "info", "warn", "error"),
@@ -354,6 +394,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("retrySchedule", c.RetrySchedule),
 		slog.Duration("visibilityTimeout", c.VisibilityTimeout),
 		slog.Duration("shutdownTimeout", c.ShutdownTimeout),
+		slog.Int("statusStreamMaxLen", c.statusStreamMaxLen()),
+		slog.Int("deadLetterMaxLen", c.deadLetterMaxLen()),
 		slog.Bool("allowPrivateNetworks", c.AllowPrivateNetworks),
 		slog.String("secretHashHeaderName", c.SecretHashHeaderName),
 		slog.Bool("sendSecretHashHeader", c.SendSecretHashHeader),
@@ -408,6 +450,7 @@ func settings() []setting {
 		whole    = wholeKind(false)
 		flag     = flagKind(false)
 		duration = durationKind()
+		count    = countKind()
 	)
 	return []setting{
 		{"redisAddress", "SENDHOOKS_REDIS_ADDRESS", true, bind(text, func(c *Config) *string { return &c.Redis.Address })},
@@ -427,6 +470,8 @@ func settings() []setting {
 		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", false, bind(durationsKind(), func(c *Config) *[]time.Duration { return &c.RetrySchedule })},
 		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", false, bind(duration, func(c *Config) *time.Duration { return &c.VisibilityTimeout })},
 		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", false, bind(duration, func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{"statusStreamMaxLen", "SENDHOOKS_STATUS_STREAM_MAX_LEN", false, bind(count, func(c *Config) *int { return &c.StatusStreamMaxLen })},
+		{"deadLetterMaxLen", "SENDHOOKS_DEAD_LETTER_MAX_LEN", false, bind(count, func(c *Config) *int { return &c.DeadLetterMaxLen })},
 		{"allowPrivateNetworks", "SENDHOOKS_ALLOW_PRIVATE_NETWORKS", false, bind(flag, func(c *Config) *bool { return &c.AllowPrivateNetworks })},
 		{"secretHashHeaderName", "SENDHOOKS_SECRET_HASH_HEADER_NAME", false, bind(text, func(c *Config) *string { return &c.SecretHashHeaderName })},
 		{"sendSecretHashHeader", "SENDHOOKS_SEND_SECRET_HASH_HEADER", false, bind(flag, func(c *Config) *bool { return &c.SendSecretHashHeader })},
@@ -578,6 +623,23 @@ func wholeKind(legacy bool) kind[int] {
 		k.want += ` or a string such as "0"`
 	}
 	return k
+}
+
+// countKind reads a whole number of at least 1, for the keys whose 0 in
+// a Config means "the default" rather than a value one could give.
+func countKind() kind[int] {
+	whole := wholeKind(false)
+	atLeastOne := func(n int, err error) (int, error) {
+		if err == nil && n < 1 {
+			err = errWrongValue
+		}
+		return n, err
+	}
+	return kind[int]{
+		want:  "a whole number of at least 1",
+		parse: func(s string) (int, error) { return atLeastOne(whole.parse(s)) },
+		other: func(v any) (int, error) { return atLeastOne(whole.other(v)) },
+	}
 }
 
 // flagKind reads a bool. legacy also takes the JSON strings "true" and

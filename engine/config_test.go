@@ -189,6 +189,17 @@ func TestLoadConfigFileShapes(t *testing.T) {
 			},
 		},
 		{
+			name: "stream caps, flat",
+			file: `{"redisAddress": "redis:6379", "statusStreamMaxLen": 5000, "deadLetterMaxLen": 50}`,
+			want: func(c *Config) { article(c); c.StatusStreamMaxLen, c.DeadLetterMaxLen = 5000, 50 },
+		},
+		{
+			name: "stream caps, nested",
+			file: `{"redis": {"redisAddress": "redis:6379"}, "broker": "redis",
+  "StatusStreamMaxLen": 5000, "deadLetterMaxLen": 1}`,
+			want: func(c *Config) { article(c); c.StatusStreamMaxLen, c.DeadLetterMaxLen = 5000, 1 },
+		},
+		{
 			name: "empty retry schedule means one attempt",
 			file: `{"retrySchedule": []}`,
 			want: func(c *Config) { c.RetrySchedule = []time.Duration{} },
@@ -353,6 +364,26 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 			want: []string{`key "consumerName"`}},
 		{name: "streams equal", file: `{"redisStreamName": "hooks", "redisStreamStatusName": "hooks"}`,
 			want: []string{`key "redisStreamStatusName"`, "redisStreamName"}},
+		{name: "statusStreamMaxLen zero", file: `{"statusStreamMaxLen": 0}`,
+			want: []string{`key "statusStreamMaxLen"`, "at least 1", "number 0"}},
+		{name: "statusStreamMaxLen negative", file: `{"statusStreamMaxLen": -5}`,
+			want: []string{`key "statusStreamMaxLen"`, "number -5"}},
+		{name: "statusStreamMaxLen string", file: `{"statusStreamMaxLen": "1000"}`,
+			want: []string{`key "statusStreamMaxLen"`, `string "1000"`}},
+		{name: "statusStreamMaxLen inside redis", file: `{"redis": {"statusStreamMaxLen": 10}}`,
+			want: []string{`"redis.statusStreamMaxLen"`, "top level"}},
+		{name: "deadLetterMaxLen zero", file: `{"redis": {}, "deadLetterMaxLen": 0}`,
+			want: []string{`key "deadLetterMaxLen"`, "at least 1", "number 0"}},
+		{name: "deadLetterMaxLen fraction", file: `{"deadLetterMaxLen": 2.5}`,
+			want: []string{`key "deadLetterMaxLen"`, "number 2.5"}},
+		{name: "env statusStreamMaxLen zero", env: map[string]string{"SENDHOOKS_STATUS_STREAM_MAX_LEN": "0"},
+			want: []string{"SENDHOOKS_STATUS_STREAM_MAX_LEN", `key "statusStreamMaxLen"`, `"0"`}},
+		{name: "env deadLetterMaxLen negative", env: map[string]string{"SENDHOOKS_DEAD_LETTER_MAX_LEN": "-1"},
+			want: []string{"SENDHOOKS_DEAD_LETTER_MAX_LEN", `key "deadLetterMaxLen"`, `"-1"`}},
+		{name: "status stream is the dead-letter stream", file: `{"redisStreamName": "jobs", "redisStreamStatusName": "jobs-dead"}`,
+			want: []string{`key "redisStreamStatusName"`, "dead-letter stream", `"jobs-dead"`}},
+		{name: "status stream is the retry set", file: `{"redis": {"redisStreamStatusName": "hooks-retry"}}`,
+			want: []string{`key "redis.redisStreamStatusName"`, "retry set", `"hooks-retry"`}},
 		{name: "header name invalid", file: `{"secretHashHeaderName": "X Secret"}`,
 			want: []string{`key "secretHashHeaderName"`, `"X Secret"`}},
 		{name: "password of the wrong type is not echoed", file: `{"redisPassword": 123456}`,
@@ -397,6 +428,50 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 				t.Errorf("error %q shows %q", msg, tt.without)
 			}
 		})
+	}
+}
+
+func TestLoadConfigStreamCaps(t *testing.T) {
+	t.Parallel()
+	def, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.statusStreamMaxLen() != 1_000_000 || def.deadLetterMaxLen() != 100_000 {
+		t.Errorf("default caps: statusStreamMaxLen %d, deadLetterMaxLen %d; want 1000000, 100000",
+			def.statusStreamMaxLen(), def.deadLetterMaxLen())
+	}
+	if s := def.String(); !strings.Contains(s, "statusStreamMaxLen=1000000") || !strings.Contains(s, "deadLetterMaxLen=100000") {
+		t.Errorf("config log lacks the caps: %s", s)
+	}
+
+	path := writeConfig(t, `{"statusStreamMaxLen": 5000, "deadLetterMaxLen": 50}`)
+	got, err := Load(path, envOf(map[string]string{
+		"SENDHOOKS_STATUS_STREAM_MAX_LEN": "7",
+		"SENDHOOKS_DEAD_LETTER_MAX_LEN":   " 9 ",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StatusStreamMaxLen != 7 || got.DeadLetterMaxLen != 9 {
+		t.Errorf("environment over the file: statusStreamMaxLen %d, deadLetterMaxLen %d; want 7, 9",
+			got.StatusStreamMaxLen, got.DeadLetterMaxLen)
+	}
+	if got.statusStreamMaxLen() != 7 || got.deadLetterMaxLen() != 9 {
+		t.Errorf("caps in use: %d, %d; want 7, 9", got.statusStreamMaxLen(), got.deadLetterMaxLen())
+	}
+
+	// The defaults spelled out load as no file does.
+	spelled, err := Load(writeConfig(t, `{"statusStreamMaxLen": 1000000, "deadLetterMaxLen": 100000}`), nil)
+	if err != nil || !reflect.DeepEqual(spelled, def) {
+		t.Errorf("the default caps spelled out load as %+v, %v; want the defaults", spelled, err)
+	}
+
+	// A Config built in code: 0 is the default, a negative cap is refused.
+	c := Default()
+	c.DeadLetterMaxLen = -1
+	if _, err := c.Resolve(); err == nil || !strings.Contains(err.Error(), `key "deadLetterMaxLen"`) {
+		t.Errorf("Resolve with deadLetterMaxLen -1: %v; want an error naming the key", err)
 	}
 }
 

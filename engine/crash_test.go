@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
 )
@@ -162,4 +166,85 @@ func TestSIGTERMUnderLoadFinishesInFlightAndRedeliversNothing(t *testing.T) {
 			t.Errorf("%s delivered %d times: a graceful stop must not redeliver what it acknowledged", id, count)
 		}
 	}
+}
+
+// TestKill9WhileTrimmingLosesNothing kills a real engine process twice
+// while jobs flow and it trims the jobs stream every second (the trim
+// users get: approximate, from the engine's own loop), each time once it
+// has trimmed more since its start. Every job is delivered and ends with
+// exactly one final status, and the stream ends holding at most one node
+// of acknowledged entries.
+func TestKill9WhileTrimmingLosesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// A receiver slow enough that the flow outlasts a few trims.
+	rc := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
+		time.Sleep(20 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	cfg.RequestTimeout = 2 * time.Second
+	cfg.VisibilityTimeout = 3 * time.Second
+	const n = 1000
+	ctx := context.Background()
+	pipe := b.rdb.Pipeline()
+	adds := make([]*redis.StringCmd, n)
+	for i := range n {
+		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: cfg.JobStream,
+			Values: []any{sendhooks.StreamField, job(rc.URL, fmt.Sprintf("trim-%d", i))}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	index := map[string]int{}
+	for i, a := range adds {
+		index[a.Val()] = i
+	}
+	// trimmedUpTo is how many of the jobs, oldest first, are gone from
+	// the stream.
+	trimmedUpTo := func() int {
+		first, err := b.rdb.XRangeN(ctx, cfg.JobStream, "-", "+", 1).Result()
+		switch {
+		case err != nil:
+			t.Fatalf("XRANGE jobs: %v", err)
+		case len(first) == 0:
+			return n
+		}
+		return index[first[0].ID]
+	}
+
+	trimmed := 0
+	for round := 1; round <= 2; round++ {
+		proc := startProcess(t, cfg)
+		waitFor(t, 30*time.Second, fmt.Sprintf("engine %d to trim the jobs stream", round), func() bool {
+			return trimmedUpTo() > trimmed
+		})
+		if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = proc.Wait()
+		trimmed = trimmedUpTo()
+		if got := len(perWebhook(rc)); got >= n {
+			t.Fatalf("all %d jobs were delivered before kill %d: the flow is too short to kill the engine mid-flow", got, round)
+		}
+		t.Logf("kill %d: %d jobs trimmed, %d delivered", round, trimmed, len(perWebhook(rc)))
+	}
+
+	startProcess(t, cfg)
+	finals := b.finals(t, n)
+	for id := range index {
+		if finals[id].Status != sendhooks.StatusSuccess {
+			t.Errorf("job %s: %+v", id, finals[id])
+		}
+	}
+	if got := len(perWebhook(rc)); got != n {
+		t.Errorf("receiver saw %d distinct webhooks, want %d", got, n)
+	}
+	b.waitAcked(t)
+	// An approximate trim keeps at most the node holding the last entry,
+	// and Redis's nodes hold at most 100 entries.
+	waitFor(t, 20*time.Second, "the jobs stream trimmed to its last node", func() bool {
+		return trimmedUpTo() >= n-100
+	})
 }

@@ -7,11 +7,14 @@
 // or, after the last attempt, the job in a dead-letter stream. Jobs that a
 // dead engine left pending are claimed by the others after a visibility
 // timeout, so several engines can share one stream and losing one loses
-// nothing.
+// nothing. The engine also keeps the streams from growing for ever: it
+// removes the jobs and the status events that every consumer group has
+// read and acknowledged, caps the status stream while no group reads it,
+// and caps the dead-letter stream (trim.go).
 //
-// Shutdown order (Run, once its context is done): stop reading and
-// claiming; start no more of the jobs read ahead, which stay pending; let
-// in-flight deliveries finish for up to ShutdownTimeout; cancel those
+// Shutdown order (Run, once its context is done): stop reading, claiming
+// and trimming; start no more of the jobs read ahead, which stay pending;
+// let in-flight deliveries finish for up to ShutdownTimeout; cancel those
 // still running, which leaves their jobs pending for the next start; write
 // the outcomes still queued; finish rewriting those whose write failed,
 // until they are written or the shutdown deadline passes; stop the
@@ -60,6 +63,7 @@ type Engine struct {
 	recorder *recorder
 	hosts    *hostLimiter
 	metrics  *metrics
+	upkeep   upkeep
 
 	slots       chan struct{}   // one token per job held; from read to acknowledgement
 	work        chan dispatched // entries handed to the workers
@@ -87,6 +91,7 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 		http:     newDeliverer(cfg),
 		recorder: newRecorder(rdb, k, jobsHeld(cfg.NumWorkers)),
 		hosts:    newHostLimiter(cfg.MaxPerHost),
+		upkeep:   upkeep{every: trimEvery},
 		slots:    make(chan struct{}, jobsHeld(cfg.NumWorkers)),
 		// As many places as slots: a send never waits, since every entry
 		// sent holds a slot.
@@ -136,6 +141,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { e.readLoop(ctx) })
 	loops.Go(func() { e.forwardLoop(ctx) })
+	loops.Go(func() { e.trimLoop(ctx) })
 	loops.Wait()
 
 	deadline := time.AfterFunc(e.cfg.ShutdownTimeout, cancelWork)

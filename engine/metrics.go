@@ -24,7 +24,9 @@ type metrics struct {
 	retries                    prometheus.Counter
 	deferrals                  prometheus.Counter
 	expired                    prometheus.Counter
-	ready                      func(context.Context) error
+	// trimmedBy counts the entries trimmed from each stream, by name.
+	trimmedBy map[string]prometheus.Counter
+	ready     func(context.Context) error
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -66,7 +68,24 @@ func newMetrics(e *Engine) *metrics {
 		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}
-	m.registry.MustRegister(jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals, m.expired,
+	trimmed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendhooks_stream_trimmed_entries_total",
+		Help: "Entries this engine trimmed from the jobs, status and dead-letter streams, by stream.",
+	}, []string{"stream"})
+	m.trimmedBy = map[string]prometheus.Counter{}
+	var lengths []prometheus.Collector
+	for _, stream := range []string{e.keys.jobs, e.keys.status, e.keys.dead} {
+		m.trimmedBy[stream] = trimmed.WithLabelValues(stream)
+		lengths = append(lengths, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "sendhooks_stream_length",
+			Help:        "Entries in the jobs, status and dead-letter streams (XLEN), by stream.",
+			ConstLabels: prometheus.Labels{"stream": stream},
+		}, redisGauge(func(ctx context.Context) (int64, error) {
+			return e.rdb.XLen(ctx, stream).Result()
+		})))
+	}
+	m.registry.MustRegister(lengths...)
+	m.registry.MustRegister(trimmed, jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals, m.expired,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendhooks_retry_set_size",
@@ -108,6 +127,13 @@ func (e *Engine) consumerLag(ctx context.Context) (int64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// trimmed counts n entries trimmed from stream.
+func (m *metrics) trimmed(stream string, n int64) {
+	if c, ok := m.trimmedBy[stream]; ok {
+		c.Add(float64(n))
+	}
 }
 
 func (m *metrics) observeAttempt(res attemptResult) {
