@@ -208,7 +208,7 @@ func TestAlwaysFailingEndsFailedAndDeadLettered(t *testing.T) {
 	if n := len(rc.got()); n != attempts {
 		t.Errorf("receiver got %d attempts, want %d", n, attempts)
 	}
-	dead, err := b.rdb.XRange(context.Background(), b.cfg.JobStream+"-dead", "-", "+").Result()
+	dead, err := b.rdb.XRange(context.Background(), sendhooks.DeadLetterStream(b.cfg.JobStream), "-", "+").Result()
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead-letter stream: %v %v", dead, err)
 	}

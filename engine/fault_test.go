@@ -133,7 +133,7 @@ func TestFaultSurvivorFinishesAKilledEnginesJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = proc.Wait()
-	if n, err := b.rdb.ZCard(ctx, cfg.JobStream+"-retry").Result(); err != nil || n != 4 {
+	if n, err := b.rdb.ZCard(ctx, sendhooks.RetrySet(cfg.JobStream)).Result(); err != nil || n != 4 {
 		t.Fatalf("retry set holds %d entries (%v) after the kill, want the 4 scheduled retries", n, err)
 	}
 	g.release()
@@ -369,7 +369,7 @@ func TestFaultRedisKilledMidFlow(t *testing.T) {
 	b.redis.Kill(t)
 	waitFor(t, 10*time.Second, "the engine to notice Redis is gone", func() bool { return !e.redisOK.Load() })
 	b.redis.Restart(t)
-	if n, err := b.rdb.ZCard(context.Background(), cfg.JobStream+"-retry").Result(); err != nil || n != 10 {
+	if n, err := b.rdb.ZCard(context.Background(), sendhooks.RetrySet(cfg.JobStream)).Result(); err != nil || n != 10 {
 		t.Fatalf("retry set holds %d entries (%v) after the restart, want 10", n, err)
 	}
 	after := b.addJobs(t, ok.URL, "after", 10)

@@ -62,7 +62,7 @@ func TestRetriesSurviveAnEngineRestart(t *testing.T) {
 	waitFor(t, 10*time.Second, "the retry event", func() bool { return len(b.statuses(t)) == 1 })
 	stop()
 
-	if n, err := b.rdb.ZCard(context.Background(), cfg.JobStream+"-retry").Result(); err != nil || n != 1 {
+	if n, err := b.rdb.ZCard(context.Background(), sendhooks.RetrySet(cfg.JobStream)).Result(); err != nil || n != 1 {
 		t.Fatalf("retry set holds %d entries (%v), want the scheduled retry", n, err)
 	}
 	cfg.ConsumerName = "another-engine" // any engine of the group may run it

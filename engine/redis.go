@@ -75,17 +75,11 @@ func newKeys(c Config) keys {
 	return keys{
 		jobs:   c.JobStream,
 		status: c.StatusStream,
-		retry:  retrySet(c.JobStream),
-		dead:   deadLetterStream(c.JobStream),
+		retry:  sendhooks.RetrySet(c.JobStream),
+		dead:   sendhooks.DeadLetterStream(c.JobStream),
 		group:  c.ConsumerGroup,
 	}
 }
-
-// retrySet names the retry set of a jobs stream.
-func retrySet(jobs string) string { return jobs + "-retry" }
-
-// deadLetterStream names the dead-letter stream of a jobs stream.
-func deadLetterStream(jobs string) string { return jobs + "-dead" }
 
 // ensureGroup creates the consumer group, and the stream with it, reading
 // from the very start so that jobs written before the first engine started

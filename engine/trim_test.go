@@ -372,7 +372,7 @@ func TestTrimDeadLetterStreamCapped(t *testing.T) {
 			t.Errorf("job %s: %+v", id, ev)
 		}
 	}
-	dead := deadLetterStream(cfg.JobStream)
+	dead := sendhooks.DeadLetterStream(cfg.JobStream)
 	waitLen(t, b.rdb, dead, 3)
 	waitFor(t, 10*time.Second, "7 dead letters counted as trimmed", func() bool {
 		return testutil.ToFloat64(e.metrics.trimmedBy[dead]) == n-3
