@@ -273,3 +273,84 @@ func TestConfigErrorNamesTheVariable(t *testing.T) {
 		t.Fatalf("exit %v, output %q; want status 1 and %q", err, p.out, want)
 	}
 }
+
+// TestKillDuringRetention kills the monitor with SIGKILL while it removes
+// expired webhooks and ingests new events, starts it again, and checks that
+// every expired webhook is gone, every new one is stored with its events,
+// and the counts and statistics agree with what is stored.
+func TestKillDuringRetention(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	env, api := monitorEnv(t, rs)
+	env = append(env, "RETENTION=24h")
+	path := ""
+	for _, kv := range env {
+		if p, ok := strings.CutPrefix(kv, "SQLITE_PATH="); ok {
+			path = p
+		}
+	}
+	// 20,000 webhooks created two days ago, written as the monitor writes them.
+	const expired = 20_000
+	store, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for start := 0; start < expired; start += 500 {
+		var batch []monitor.Event
+		for i := start; i < start+500; i++ {
+			batch = append(batch, monitor.Event{StatusEvent: sendhooks.StatusEvent{
+				StreamID: fmt.Sprintf("%d-%d", old.UnixMilli(), i), WebhookID: fmt.Sprintf("old-%d", i), URL: "http://127.0.0.1:9/old",
+				Status: sendhooks.StatusSuccess, Attempt: 1, NumberOfTries: 1, Created: sendhooks.Time{Time: old.Add(time.Duration(i) * time.Millisecond)},
+			}})
+		}
+		if err := store.Apply(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close(context.Background())
+
+	count := func(query string) int64 {
+		var page struct{ Meta struct{ TotalItems int64 } }
+		if json.Unmarshal([]byte(httpBody(api+"/api/sendhooks/v1/hooks?limit=1&"+query)), &page) != nil {
+			return -1
+		}
+		return page.Meta.TotalItems
+	}
+	first := startMonitor(t, env)
+	const n = 100
+	produced := make(chan error, 1)
+	go func() { produced <- produce(rdb, n) }()
+	eventually(t, 30*time.Second, "retention under way", func() bool {
+		c := count("")
+		return c > 0 && c < expired
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	if left := storedAfterKill(t, env); left <= n {
+		t.Fatalf("the kill came after retention ended: %d webhooks left", left)
+	}
+
+	startMonitor(t, env)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "every expired webhook removed and every new one stored", func() bool {
+		return count("") == n && count("status=success") == n
+	})
+	var stats struct {
+		Total    int
+		ByStatus map[string]int
+	}
+	if err := json.Unmarshal([]byte(httpBody(api+"/api/sendhooks/v1/stats?from="+old.Add(-time.Hour).UTC().Format(time.RFC3339)+"&bucket=24h")), &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Total != n || stats.ByStatus["success"] != n {
+		t.Fatalf("statistics after the kill: %+v, want %d successes and nothing else", stats, n)
+	}
+	if status := httpStatus(api + "/api/sendhooks/v1/hooks/old-1"); status != http.StatusNotFound {
+		t.Fatalf("an expired webhook answers %d, want 404", status)
+	}
+}
