@@ -9,8 +9,8 @@ import (
 )
 
 type bannerInfo struct {
-	api, dashboard, redis, mongo string
-	embeddedRedis, embeddedMongo bool
+	api, dashboard, redis, store string
+	embeddedRedis, embeddedStore bool
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
@@ -19,7 +19,7 @@ Sendhooks is running (dev stack: engine + monitor in one process)
   Dashboard   {{.Dashboard}}  (open: no login in the dev stack)
   API         {{.API}}/api/sendhooks/v1/hooks
   Redis       {{.Redis}}{{if .EmbeddedRedis}}  (embedded, in memory: nothing survives a restart){{end}}
-  MongoDB     {{.Mongo}}{{if .EmbeddedMongo}}  (embedded FerretDB, files under the data dir){{end}}
+  Store       {{.Store}}{{if .EmbeddedStore}}  (SQLite, under the data dir){{else}}  (MongoDB){{end}}
   Engine      allows private networks and retries after {{.Schedule}} (dev settings)
 
 Send a first webhook, signed, to the built-in demo receiver:
@@ -46,9 +46,9 @@ func printBanner(w io.Writer, b bannerInfo) {
 		"Dashboard":     "http://" + loopbackAddr(b.dashboard),
 		"Redis":         b.redis,
 		"RedisPort":     port,
-		"Mongo":         b.mongo,
+		"Store":         b.store,
 		"EmbeddedRedis": b.embeddedRedis,
-		"EmbeddedMongo": b.embeddedMongo,
+		"EmbeddedStore": b.embeddedStore,
 		"Schedule":      strings.Join(schedule, ", "),
 		"Secret":        DemoSecret,
 	})

@@ -1,8 +1,8 @@
 // Package devstack runs the whole of Sendhooks in one process for a first
-// try: an in-memory Redis-protocol server, a MongoDB-wire server keeping
-// its files on disk, the engine, the monitor with its API, and a demo
-// receiver to send webhooks to. Real Redis and MongoDB servers can stand in
-// for the embedded ones.
+// try: an in-memory Redis-protocol server, the engine, the monitor with its
+// API keeping its webhooks in an SQLite file, and a demo receiver to send
+// webhooks to. Real Redis and MongoDB servers can stand in for the embedded
+// ones.
 //
 // It is for trying Sendhooks on a laptop, not for production: the embedded
 // Redis keeps nothing across restarts, and the engine is told to allow
@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -28,8 +27,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks/engine"
-	"github.com/sendhooks/sendhooks/internal/ferret"
 	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/stores"
 	"github.com/sendhooks/sendhooks/web"
 )
 
@@ -39,7 +38,7 @@ type Options struct {
 	APIAddr   string // the monitor's JSON API, and the demo receiver under /demo/
 	// DashboardAddr is where the dashboard listens.
 	DashboardAddr string
-	DataDir       string // the embedded MongoDB-wire server's files
+	DataDir       string // where the monitor's SQLite file is kept
 	RedisURL      string // a real Redis (redis://…) instead of the embedded one
 	MongoURI      string // a real MongoDB (mongodb://…) instead of the embedded one
 	Demo          bool   // send a few sample webhooks once everything runs
@@ -67,12 +66,6 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopRedis()
-	mongoURI, stopMongo, err := startMongo(ctx, o)
-	if err != nil {
-		return err
-	}
-	defer stopMongo()
-
 	apiLn, err := net.Listen("tcp", o.APIAddr)
 	if err != nil {
 		return fmt.Errorf("-api-addr %s: %w", o.APIAddr, err)
@@ -83,7 +76,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("-dashboard-addr %s: %w", o.DashboardAddr, err)
 	}
 	defer dashLn.Close()
-	svc, api, dashboard, err := newMonitor(redisOpts, mongoURI, o.Log)
+	svc, api, dashboard, storeName, err := newMonitor(redisOpts, o, o.Log)
 	if err != nil {
 		return err
 	}
@@ -110,8 +103,8 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	printBanner(o.Banner, bannerInfo{
-		api: apiLn.Addr().String(), dashboard: dashLn.Addr().String(), redis: redisOpts.Addr, mongo: mongoURI,
-		embeddedRedis: o.RedisURL == "", embeddedMongo: o.MongoURI == "",
+		api: apiLn.Addr().String(), dashboard: dashLn.Addr().String(), redis: redisOpts.Addr, store: storeName,
+		embeddedRedis: o.RedisURL == "", embeddedStore: o.MongoURI == "",
 	})
 	if o.Demo {
 		wg.Go(func() { demo.sendSamples(ctx) })
@@ -145,25 +138,6 @@ func startRedis(o Options) (*redis.Options, func(), error) {
 	return &redis.Options{Addr: m.Addr()}, m.Close, nil
 }
 
-// startMongo starts the embedded MongoDB-wire server, or returns -mongodb-uri.
-func startMongo(ctx context.Context, o Options) (string, func(), error) {
-	if o.MongoURI != "" {
-		return o.MongoURI, func() {}, nil
-	}
-	dir, err := filepath.Abs(filepath.Join(o.DataDir, "mongo"))
-	if err == nil {
-		err = os.MkdirAll(dir, 0o700)
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("-data-dir %s: %w", o.DataDir, err)
-	}
-	srv, err := ferret.Start(ctx, "127.0.0.1:0", dir)
-	if err != nil {
-		return "", nil, err
-	}
-	return "mongodb://" + srv.Addr() + "/sendhooks", srv.Stop, nil
-}
-
 // newEngine is the engine's configuration in the dev stack.
 func newEngine(r *redis.Options, schedule []time.Duration) (engine.Config, error) {
 	cfg := engine.Default()
@@ -184,11 +158,13 @@ func newEngine(r *redis.Options, schedule []time.Duration) (engine.Config, error
 	return cfg.Resolve()
 }
 
-// newMonitor is the monitor with its API and dashboard in the dev stack.
-func newMonitor(r *redis.Options, mongoURI string, log *slog.Logger) (svc *monitor.Service, api, dashboard http.Handler, err error) {
+// newMonitor is the monitor with its API and dashboard in the dev stack,
+// keeping its webhooks in an SQLite file under the data dir, or in the
+// MongoDB of -mongodb-uri. storeName says which, for the banner.
+func newMonitor(r *redis.Options, o Options, log *slog.Logger) (svc *monitor.Service, api, dashboard http.Handler, storeName string, err error) {
 	host, port, err := net.SplitHostPort(r.Addr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("redis address %q: %w", r.Addr, err)
+		return nil, nil, nil, "", fmt.Errorf("redis address %q: %w", r.Addr, err)
 	}
 	env := map[string]string{
 		"REDIS_HOST":     host,
@@ -196,19 +172,29 @@ func newMonitor(r *redis.Options, mongoURI string, log *slog.Logger) (svc *monit
 		"REDIS_PASSWORD": r.Password,
 		"REDIS_DB":       strconv.Itoa(r.DB),
 		"REDIS_TLS":      strconv.FormatBool(r.TLSConfig != nil),
-		"MONGODB_URI":    mongoURI,
 		"CONSUMER_NAME":  "sendhooks-dev",
+	}
+	if o.MongoURI != "" {
+		env["MONGODB_URI"], storeName = o.MongoURI, o.MongoURI
+	} else {
+		path, err := filepath.Abs(filepath.Join(o.DataDir, "monitor.db"))
+		if err != nil {
+			return nil, nil, nil, "", fmt.Errorf("-data-dir %s: %w", o.DataDir, err)
+		}
+		env["SQLITE_PATH"], storeName = path, path
 	}
 	cfg, err := monitor.LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
+	}
+	store, err := stores.Open(cfg)
+	if err != nil {
+		return nil, nil, nil, "", err
 	}
 	mlog := log.With("part", "monitor")
-	if svc, err = monitor.New(cfg, mlog); err != nil {
-		return nil, nil, nil, err
-	}
+	svc = monitor.New(cfg, store, mlog)
 	api, dashboard = web.ForService(svc,
 		web.APIConfig{AllowedOrigins: []string{"*"}, Logger: mlog},
 		web.DashboardConfig{Logger: mlog})
-	return svc, api, dashboard, nil
+	return svc, api, dashboard, storeName, nil
 }

@@ -25,7 +25,7 @@ type Config struct {
 	SQLitePath string
 	// Retention is how long webhooks are kept after they were created
 	// (RETENTION, a Go duration); 0 keeps them all.
-	Retention time.Duration
+	Retention     time.Duration
 	RedisHost     string // REDIS_HOST
 	RedisPort     int    // REDIS_PORT
 	RedisPassword string // REDIS_PASSWORD

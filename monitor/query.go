@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -180,4 +181,25 @@ func inRange(t *time.Time, from, to time.Time) bool {
 		return false
 	}
 	return !t.Before(from) && (to.IsZero() || !t.After(to))
+}
+
+// Collect returns up to n hooks that f selects, newest first, reading the
+// store a page at a time (for bulk retries, which act on more hooks than
+// one page holds).
+func Collect(ctx context.Context, s Store, f Filter, n int) ([]Hook, error) {
+	var out []Hook
+	q := ListQuery{Filter: f, NoTotal: true}
+	for len(out) < n {
+		q.Limit = min(MaxLimit, n-len(out))
+		p, err := s.List(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Hooks...)
+		if p.Older == nil {
+			break
+		}
+		q.Older = p.Older
+	}
+	return out, nil
 }

@@ -40,13 +40,13 @@ type APIConfig struct {
 
 // api holds what the handlers need.
 type api struct {
-	store   *monitor.Store
+	store   monitor.Store
 	retrier *monitor.Retrier
 	cfg     APIConfig
 }
 
 // NewAPI returns the JSON API server over store, retrying with retrier.
-func NewAPI(store *monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.Echo {
+func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.Echo {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

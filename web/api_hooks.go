@@ -15,12 +15,25 @@ import (
 // maxBulkRetry bounds how many hooks one bulk retry queues.
 const maxBulkRetry = 1000
 
-// listMeta is the paging part of the list answer.
+// listMeta is the paging part of the list answer: the old API's four
+// keys, then the cursors of the neighbouring pages and what bounded the
+// count.
 type listMeta struct {
 	TotalItems   int64 `json:"totalItems"`
 	TotalPages   int64 `json:"totalPages"`
 	CurrentPage  int   `json:"currentPage"`
 	ItemsPerPage int   `json:"itemsPerPage"`
+	// TotalIsLowerBound says the count stopped at a bound (a substring
+	// search looks through the newest 100,000 webhooks of the other
+	// filters): at least TotalItems match.
+	TotalIsLowerBound bool `json:"totalIsLowerBound,omitempty"`
+	// SearchPartial says a substring search reached its window before it
+	// filled the page; older holds where the next window starts.
+	SearchPartial bool `json:"searchPartial,omitempty"`
+	// Older and Newer are cursors for the older= and newer= parameters:
+	// the pages after and before this one.
+	Older string `json:"older,omitempty"`
+	Newer string `json:"newer,omitempty"`
 }
 
 // listAnswer is the list's data/meta envelope.
@@ -30,16 +43,15 @@ type listAnswer struct {
 }
 
 // listHooks answers GET /hooks: one page of the hooks the filters select,
-// newest created first.
+// newest created first, by page and limit (the old API) or by the older
+// and newer cursors.
 func (a *api) listHooks(c echo.Context) error {
-	p := newParams(c.QueryParams(), append([]string{"page", "limit"}, filterParams...)...)
-	page := p.intIn("page", defaultPage, 1, 1_000_000)
-	limit := p.intIn("limit", defaultLimit, 1, maxLimit)
-	f := p.filter()
+	p := newParams(c.QueryParams(), append([]string{"page", "limit", "older", "newer"}, filterParams...)...)
+	q, page := p.listQuery(defaultLimit)
 	if p.err != nil {
 		return p.err
 	}
-	res, err := a.store.List(c.Request().Context(), f, page, limit)
+	res, err := a.store.List(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -47,12 +59,21 @@ func (a *api) listHooks(c echo.Context) error {
 	if data == nil {
 		data = []monitor.Hook{}
 	}
-	return c.JSON(http.StatusOK, listAnswer{Data: data, Meta: listMeta{
-		TotalItems:   res.Total,
-		TotalPages:   (res.Total + int64(limit) - 1) / int64(limit),
-		CurrentPage:  page,
-		ItemsPerPage: limit,
-	}})
+	meta := listMeta{
+		TotalItems:        res.Total,
+		TotalPages:        (res.Total + int64(q.Limit) - 1) / int64(q.Limit),
+		CurrentPage:       page,
+		ItemsPerPage:      q.Limit,
+		TotalIsLowerBound: res.TotalAtLeast,
+		SearchPartial:     res.Partial,
+	}
+	if res.Older != nil {
+		meta.Older = res.Older.String()
+	}
+	if res.Newer != nil {
+		meta.Newer = res.Newer.String()
+	}
+	return c.JSON(http.StatusOK, listAnswer{Data: data, Meta: meta})
 }
 
 // getHook answers GET /hooks/:id.
@@ -117,7 +138,7 @@ func (a *api) retryHooks(c echo.Context) error {
 		return badParameter("status must be failed or left out: only failed webhooks are retried in bulk, got %q", c.QueryParam("status"))
 	}
 	f.Statuses = []sendhooks.Status{sendhooks.StatusFailed}
-	hooks, err := a.store.Find(c.Request().Context(), f, maxBulkRetry+1)
+	hooks, err := monitor.Collect(c.Request().Context(), a.store, f, maxBulkRetry+1)
 	if err != nil {
 		return err
 	}

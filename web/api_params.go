@@ -153,6 +153,8 @@ func (p *params) filter() monitor.Filter {
 	}
 	if !utf8.ValidString(f.Search) || strings.ContainsRune(f.Search, 0) {
 		p.fail(badParameter("search must be UTF-8 text without NUL characters, got %q", f.Search))
+	} else if n := utf8.RuneCountInString(f.Search); n > monitor.MaxSearchLength {
+		p.fail(badParameter("search must be at most %d characters long, got %d", monitor.MaxSearchLength, n))
 	}
 	for _, s := range strings.Split(p.q.Get("status"), ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
@@ -168,6 +170,39 @@ func (p *params) filter() monitor.Filter {
 	p.checkRange("createdStartDate", f.CreatedFrom, "createdEndDate", f.CreatedTo)
 	p.checkRange("deliveredStartDate", f.DeliveredFrom, "deliveredEndDate", f.DeliveredTo)
 	return f
+}
+
+// listQuery reads page, limit, older, newer and the filters; page is the
+// page number the answer reports (1 when a cursor is given).
+func (p *params) listQuery(defLimit int) (q monitor.ListQuery, page int) {
+	page = p.intIn("page", defaultPage, 1, 1_000_000)
+	q.Limit = p.intIn("limit", defLimit, 1, maxLimit)
+	q.Filter = p.filter()
+	q.Older, q.Newer = p.cursor("older"), p.cursor("newer")
+	switch {
+	case q.Older != nil && q.Newer != nil:
+		p.fail(badParameter("older and newer cannot both be given"))
+	case q.Older != nil || q.Newer != nil:
+		page = 1
+	}
+	q.Offset = (page - 1) * q.Limit
+	if q.Offset > monitor.MaxOffset {
+		p.fail(badParameter("page %d of %d webhooks starts past the %d newest; use the older cursor of meta to page further", page, q.Limit, monitor.MaxOffset))
+	}
+	return q, page
+}
+
+// cursor reads a list position written by monitor.Cursor.String.
+func (p *params) cursor(name string) *monitor.Cursor {
+	s := strings.TrimSpace(p.q.Get(name))
+	if s == "" {
+		return nil
+	}
+	c, err := monitor.ParseCursor(s)
+	if err != nil {
+		p.fail(badParameter("%s: %v", name, err))
+	}
+	return c
 }
 
 func (p *params) checkRange(fromName string, from time.Time, toName string, to time.Time) {

@@ -90,7 +90,7 @@ func LoadDashboardConfig(getenv func(string) string) (DashboardConfig, error) {
 
 // dashboard holds what the dashboard's handlers need.
 type dashboard struct {
-	store   *monitor.Store
+	store   monitor.Store
 	retrier *monitor.Retrier
 	cfg     DashboardConfig
 	auth    *sessions
@@ -99,7 +99,7 @@ type dashboard struct {
 // NewDashboard returns the dashboard server over store, retrying with
 // retrier: the pages /, /hooks/{id} and /stats, the login form when
 // credentials are configured, and the embedded assets under /static/.
-func NewDashboard(store *monitor.Store, retrier *monitor.Retrier, cfg DashboardConfig) *echo.Echo {
+func NewDashboard(store monitor.Store, retrier *monitor.Retrier, cfg DashboardConfig) *echo.Echo {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -28,37 +28,47 @@ const (
 	paramSkipped = "skipped"
 )
 
-// listQuery reads the list's filters, page and limit from q. It returns
-// the data to show, with Problem set when q is not valid.
-func listQuery(q url.Values) (list.Data, monitor.Filter, error) {
-	p := newParams(q, append([]string{"page", "limit", paramQueued, paramSkipped}, filterParams...)...)
-	page := p.intIn("page", defaultPage, 1, 1_000_000)
-	limit := p.intIn("limit", dashboardLimit, 1, maxLimit)
-	f := p.filter()
+// listQuery reads the list's filters, position (older, newer, or the old
+// page) and limit from q. It returns the data to show and the query to
+// run.
+func listQuery(q url.Values) (list.Data, monitor.ListQuery, error) {
+	p := newParams(q, append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped}, filterParams...)...)
+	lq, _ := p.listQuery(dashboardLimit)
 	kept := url.Values{}
 	for _, k := range append([]string{"limit"}, filterParams...) {
 		if v := q.Get(k); v != "" {
 			kept.Set(k, v)
 		}
 	}
-	return list.Data{Page: page, Limit: limit, Query: kept}, f, p.err
+	at := url.Values{}
+	for _, k := range []string{"page", "older", "newer"} {
+		if v := q.Get(k); v != "" {
+			at.Set(k, v)
+		}
+	}
+	return list.Data{Limit: lq.Limit, Query: kept, At: at}, lq, p.err
 }
 
-// loadList fills d with the page of hooks that f selects.
-func (d *dashboard) loadList(ctx context.Context, data *list.Data, f monitor.Filter) error {
-	res, err := d.store.List(ctx, f, data.Page, data.Limit)
+// loadList fills data with the page of hooks that q selects.
+func (d *dashboard) loadList(ctx context.Context, data *list.Data, q monitor.ListQuery) error {
+	res, err := d.store.List(ctx, q)
 	if err != nil {
 		return err
 	}
-	data.Hooks, data.Total = res.Hooks, res.Total
-	data.Pages = int((res.Total + int64(data.Limit) - 1) / int64(data.Limit))
+	data.Hooks, data.Total, data.TotalAtLeast, data.Partial = res.Hooks, res.Total, res.TotalAtLeast, res.Partial
+	if res.Older != nil {
+		data.Older = res.Older.String()
+	}
+	if res.Newer != nil {
+		data.Newer = res.Newer.String()
+	}
 	return nil
 }
 
 // listPage answers GET /: the filters, the live table and the bulk retry.
 func (d *dashboard) listPage(c echo.Context) error {
 	q := c.QueryParams()
-	data, f, err := listQuery(q)
+	data, lq, err := listQuery(q)
 	status := http.StatusOK
 	var se *statusError
 	switch {
@@ -67,7 +77,7 @@ func (d *dashboard) listPage(c echo.Context) error {
 	case err != nil:
 		return err
 	default:
-		if err := d.loadList(c.Request().Context(), &data, f); err != nil {
+		if err := d.loadList(c.Request().Context(), &data, lq); err != nil {
 			return err
 		}
 	}
@@ -83,11 +93,11 @@ func (d *dashboard) listPage(c echo.Context) error {
 
 // listTable answers GET /partials/hooks: the live table alone.
 func (d *dashboard) listTable(c echo.Context) error {
-	data, f, err := listQuery(c.QueryParams())
+	data, lq, err := listQuery(c.QueryParams())
 	if err != nil {
 		return err
 	}
-	if err := d.loadList(c.Request().Context(), &data, f); err != nil {
+	if err := d.loadList(c.Request().Context(), &data, lq); err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, list.Table(d.page(c, "Webhooks", layout.NavHooks), data))
@@ -106,14 +116,14 @@ func failedFilter(f monitor.Filter) (monitor.Filter, bool) {
 // confirmRetry answers GET /retry-failed: how many failed hooks the
 // filters select, and a form to retry them.
 func (d *dashboard) confirmRetry(c echo.Context) error {
-	data, f, err := listQuery(c.QueryParams())
+	data, lq, err := listQuery(c.QueryParams())
 	if err != nil {
 		return err
 	}
 	data.Query.Del("limit")
 	conf := list.Confirm{Max: maxBulkRetry, Query: data.Query}
-	if f, ok := failedFilter(f); ok {
-		res, err := d.store.List(c.Request().Context(), f, 1, 1)
+	if f, ok := failedFilter(lq.Filter); ok {
+		res, err := d.store.List(c.Request().Context(), monitor.ListQuery{Filter: f, Limit: 1})
 		if err != nil {
 			return err
 		}
@@ -130,13 +140,13 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 		return badParameter("the form could not be read: %v", err)
 	}
 	form.Del(csrfField)
-	data, f, err := listQuery(form)
+	data, lq, err := listQuery(form)
 	if err != nil {
 		return err
 	}
 	queued, skipped := 0, 0
-	if f, ok := failedFilter(f); ok {
-		hooks, err := d.store.Find(c.Request().Context(), f, maxBulkRetry)
+	if f, ok := failedFilter(lq.Filter); ok {
+		hooks, err := monitor.Collect(c.Request().Context(), d.store, f, maxBulkRetry)
 		if err != nil {
 			return err
 		}

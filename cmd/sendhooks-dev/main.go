@@ -1,7 +1,7 @@
 // Command sendhooks-dev runs the whole of Sendhooks in one process on
 // embedded defaults, for a first try: an in-memory Redis-protocol server,
-// a MongoDB-wire server keeping its files under -data-dir, the engine, the
-// monitor and a demo receiver.
+// the engine, the monitor keeping its webhooks in an SQLite file under
+// -data-dir, and a demo receiver.
 //
 // Usage:
 //
@@ -26,7 +26,7 @@ func main() {
 	flag.StringVar(&o.RedisAddr, "redis-addr", "127.0.0.1:6379", "where the embedded Redis listens")
 	flag.StringVar(&o.APIAddr, "api-addr", ":5002", "where the JSON API (and the demo receiver, under /demo/) listens")
 	flag.StringVar(&o.DashboardAddr, "dashboard-addr", ":3000", "where the dashboard listens")
-	flag.StringVar(&o.DataDir, "data-dir", "./.sendhooks", "where the embedded MongoDB-wire server keeps its files")
+	flag.StringVar(&o.DataDir, "data-dir", "./.sendhooks", "where the monitor keeps its SQLite file (monitor.db)")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://[:password@]host:port/db) instead of the embedded one")
 	flag.StringVar(&o.MongoURI, "mongodb-uri", "", "use this MongoDB (mongodb://host:port/db) instead of the embedded one")
 	flag.BoolVar(&o.Demo, "demo", false, "send a few sample webhooks (some succeed, some fail and retry)")

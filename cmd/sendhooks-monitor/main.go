@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/stores"
 	"github.com/sendhooks/sendhooks/web"
 )
 
@@ -47,10 +48,11 @@ func run() error {
 		log.Warn("SENDHOOKS_DASHBOARD_USER and SENDHOOKS_DASHBOARD_PASSWORD are not set: the dashboard is open to anyone who can reach DASHBOARD_PORT")
 	}
 
-	svc, err := monitor.New(cfg, log)
+	store, err := stores.Open(cfg)
 	if err != nil {
 		return err
 	}
+	svc := monitor.New(cfg, store, log)
 	api, dashboard := web.ForService(svc, web.APIConfig{
 		AllowedOrigins: cfg.AllowedOrigins,
 		Token:          cfg.APIToken,

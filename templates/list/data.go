@@ -17,14 +17,25 @@ import (
 type Data struct {
 	// Hooks are the hooks of this page.
 	Hooks []monitor.Hook
-	// Total is the number of hooks the filters select.
-	Total int64
-	// Page is this page (1-based), Pages the number of pages, Limit the
-	// hooks per page.
-	Page, Pages, Limit int
+	// Total is the number of hooks the filters select; with TotalAtLeast,
+	// the count stopped at a bound and at least Total match.
+	Total        int64
+	TotalAtLeast bool
+	// Partial says a substring search looked through its whole window
+	// (the newest 100,000 webhooks of the other filters) before it filled
+	// the page; Older goes on from there.
+	Partial bool
+	// Limit is the number of hooks per page.
+	Limit int
+	// Older and Newer are the cursors of the neighbouring pages, "" where
+	// the list ends.
+	Older, Newer string
 	// Query holds the filter parameters (and limit) of this view, without
-	// the page: links and the live table keep them.
+	// the position: links and the live table keep them.
 	Query url.Values
+	// At is this page's position (older, newer or page), which the live
+	// table polls with.
+	At url.Values
 	// Notice reports what an action did; Problem why the filters failed.
 	Notice, Problem string
 }
@@ -39,32 +50,55 @@ func (d Data) Filtered() bool {
 	return false
 }
 
-// with is the query of this view on page n.
-func (d Data) with(n int) url.Values {
+// with is the query of this view with the extra parameters.
+func (d Data) with(extra url.Values) url.Values {
 	q := url.Values{}
 	for k, v := range d.Query {
 		q[k] = v
 	}
-	if n > 1 {
-		q.Set("page", strconv.Itoa(n))
+	for k, v := range extra {
+		q[k] = v
 	}
 	return q
 }
 
-// PageURL links to page n of this view.
-func (d Data) PageURL(n int) templ.SafeURL {
-	return templ.SafeURL("/?" + d.with(n).Encode())
+// OlderURL links to the next page of older hooks.
+func (d Data) OlderURL() templ.SafeURL {
+	return templ.SafeURL("/?" + d.with(url.Values{"older": {d.Older}}).Encode())
+}
+
+// NewerURL links to the page of newer hooks before this one.
+func (d Data) NewerURL() templ.SafeURL {
+	return templ.SafeURL("/?" + d.with(url.Values{"newer": {d.Newer}}).Encode())
+}
+
+// NewestURL links to the first page.
+func (d Data) NewestURL() templ.SafeURL {
+	return templ.SafeURL("/?" + d.with(nil).Encode())
 }
 
 // TableURL is where the live table of this page is polled.
 func (d Data) TableURL() string {
-	return "/partials/hooks?" + d.with(d.Page).Encode()
+	return "/partials/hooks?" + d.with(d.At).Encode()
 }
 
 // RetryURL is the confirmation page of retrying the failed hooks of this
 // view's filters.
 func (d Data) RetryURL() templ.SafeURL {
-	return templ.SafeURL("/retry-failed?" + d.with(1).Encode())
+	return templ.SafeURL("/retry-failed?" + d.with(nil).Encode())
+}
+
+// Count is the caption's count of hooks: "1,234 webhooks", or "at least
+// 1,234 webhooks" when the count stopped at a bound.
+func (d Data) Count() string {
+	n := strconv.FormatInt(d.Total, 10)
+	if d.TotalAtLeast {
+		return "at least " + n + " webhooks"
+	}
+	if d.Total == 1 {
+		return "1 webhook"
+	}
+	return n + " webhooks"
 }
 
 // HookURL is the detail page of a hook.

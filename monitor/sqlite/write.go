@@ -1,0 +1,223 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+// maxVars bounds the parameters of one statement (SQLite allows 32766).
+const maxVars = 500
+
+// Apply merges the events into their hooks and the rollups in one
+// transaction: it reads the hooks the events belong to, merges the events
+// in, and writes the hooks that changed with the difference they make to
+// the rollups. An event already merged changes nothing, so applying a
+// batch again writes nothing.
+func (s *Store) Apply(ctx context.Context, events []monitor.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	byKey := map[string][]monitor.Event{}
+	var keys []string
+	for _, ev := range events {
+		k := ev.Key()
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], ev)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		stored, err := load(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		delta := monitor.RollupDelta{}
+		var changed []*monitor.Hook
+		for _, k := range keys {
+			old := stored[k]
+			h := &monitor.Hook{}
+			if old != nil {
+				copyHook := *old
+				copyHook.Attempts = append([]monitor.Attempt(nil), old.Attempts...)
+				h = &copyHook
+			}
+			dirty := false
+			for _, ev := range byKey[k] {
+				dirty = h.Apply(ev) || dirty
+			}
+			if dirty {
+				h.Version++
+				changed = append(changed, h)
+				delta.Change(old, h)
+			}
+		}
+		if err := upsertHooks(ctx, tx, changed); err != nil {
+			return err
+		}
+		return addRollups(ctx, tx, delta)
+	})
+}
+
+// write runs fn in a transaction of the writer.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin a write to %s: %w", s.path, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit a write to %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// load reads the stored hooks of keys.
+func load(ctx context.Context, tx *sql.Tx, keys []string) (map[string]*monitor.Hook, error) {
+	out := make(map[string]*monitor.Hook, len(keys))
+	for start := 0; start < len(keys); start += maxVars {
+		part := keys[start:min(start+maxVars, len(keys))]
+		args := make([]any, len(part))
+		for i, k := range part {
+			args[i] = k
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT doc FROM hooks WHERE id IN ("+marks(len(part))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("read %d hooks: %w", len(part), err)
+		}
+		hooks, err := scanDocs(rows)
+		if err != nil {
+			return nil, err
+		}
+		for i := range hooks {
+			out[hooks[i].ID] = &hooks[i]
+		}
+	}
+	return out, nil
+}
+
+const upsertSQL = `INSERT INTO hooks (id, created, status, delivered, url, external_id, message_id, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET created = excluded.created, status = excluded.status,
+	delivered = excluded.delivered, url = excluded.url, external_id = excluded.external_id,
+	message_id = excluded.message_id, doc = excluded.doc`
+
+func upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, upsertSQL)
+	if err != nil {
+		return fmt.Errorf("prepare the hook write: %w", err)
+	}
+	defer stmt.Close()
+	for _, h := range hooks {
+		r, err := rowOf(h)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, r.id, r.created, r.status, r.delivered, r.url, r.externalID, r.messageID, r.doc); err != nil {
+			return fmt.Errorf("write hook %q: %w", h.ID, err)
+		}
+	}
+	return nil
+}
+
+// addRollups adds delta to the rollups and removes the counters it brings
+// to zero.
+func addRollups(ctx context.Context, tx *sql.Tx, delta monitor.RollupDelta) error {
+	if len(delta) == 0 {
+		return nil
+	}
+	add, err := tx.PrepareContext(ctx, `INSERT INTO rollups (kind, bucket, status, url, bin, n) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, bucket, status, url, bin) DO UPDATE SET n = n + excluded.n`)
+	if err != nil {
+		return fmt.Errorf("prepare the rollup write: %w", err)
+	}
+	defer add.Close()
+	drop, err := tx.PrepareContext(ctx, `DELETE FROM rollups WHERE kind = ? AND bucket = ? AND status = ? AND url = ? AND bin = ? AND n <= 0`)
+	if err != nil {
+		return fmt.Errorf("prepare the rollup cleanup: %w", err)
+	}
+	defer drop.Close()
+	for k, n := range delta {
+		args := []any{string(k.Kind), ms(k.Bucket), string(k.Status), k.URL, k.Bin}
+		if _, err := add.ExecContext(ctx, append(args, n)...); err != nil {
+			return fmt.Errorf("add to rollup %v: %w", k, err)
+		}
+		if n < 0 {
+			if _, err := drop.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("drop empty rollup %v: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Prune removes up to limit hooks created before the time given, oldest
+// first, and takes their share out of the rollups, in one transaction.
+func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT doc FROM hooks INDEXED BY hooks_created WHERE created < ? ORDER BY created, id LIMIT ?`, ms(before), limit)
+		if err != nil {
+			return fmt.Errorf("find hooks created before %s: %w", before.UTC().Format(time.RFC3339), err)
+		}
+		hooks, err := scanDocs(rows)
+		if err != nil || len(hooks) == 0 {
+			return err
+		}
+		delta := monitor.RollupDelta{}
+		ids := make([]any, len(hooks))
+		for i := range hooks {
+			delta.Change(&hooks[i], nil)
+			ids[i] = hooks[i].ID
+		}
+		for start := 0; start < len(ids); start += maxVars {
+			part := ids[start:min(start+maxVars, len(ids))]
+			if _, err := tx.ExecContext(ctx, "DELETE FROM hooks WHERE id IN ("+marks(len(part))+")", part...); err != nil {
+				return fmt.Errorf("remove %d expired hooks: %w", len(part), err)
+			}
+		}
+		n = len(hooks)
+		return addRollups(ctx, tx, delta)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// marks is n comma-separated placeholders.
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// scanDocs decodes the hooks of rows whose one column is doc, and closes
+// rows.
+func scanDocs(rows *sql.Rows) ([]monitor.Hook, error) {
+	defer rows.Close()
+	var out []monitor.Hook
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("read a hook: %w", err)
+		}
+		h, err := decode(doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read hooks: %w", err)
+	}
+	return out, nil
+}

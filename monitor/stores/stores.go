@@ -1,0 +1,24 @@
+// Package stores opens the store the monitor's configuration names:
+// SQLite when SQLITE_PATH is set, MongoDB otherwise. It is the one place
+// that knows every adapter, so that the monitor's binaries share the
+// choice.
+package stores
+
+import (
+	"errors"
+
+	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/sqlite"
+)
+
+// Open opens the store cfg names. It connects to nothing yet.
+func Open(cfg monitor.Config) (monitor.Store, error) {
+	if cfg.SQLitePath != "" {
+		s, err := sqlite.Open(cfg.SQLitePath)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, errors.New("MONGODB_URI: the MongoDB store is being merged")
+}

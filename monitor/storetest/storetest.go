@@ -1,0 +1,571 @@
+// Package storetest is the conformance suite of monitor.Store: every
+// adapter runs it (monitor/sqlite against a real SQLite file, monitor/mongo
+// against the embedded MongoDB-wire server) and must give the answers a
+// brute-force reading of the same webhooks gives, for every query the API
+// and the dashboard make.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
+)
+
+// Open makes an empty store for one test; the suite calls Setup on it and
+// the opener closes it when the test ends.
+type Open func(t *testing.T) monitor.Store
+
+// Run runs every check of the suite against stores made by open.
+func Run(t *testing.T, open Open) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, monitor.Store)
+	}{
+		{"ApplyIsIdempotentAndOrderProof", testApply},
+		{"Get", testGet},
+		{"ListOffsetPagesAndTotals", testListOffset},
+		{"ListKeysetPages", testKeyset},
+		{"Search", testSearch},
+		{"TotalsAcrossHoursAndMinutes", testTotals},
+		{"Stats", testStats},
+		{"Prune", testPrune},
+		{"LimitsAreRefused", testLimits},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			if err := s.Setup(ctx(t), 720*time.Hour); err != nil {
+				t.Fatalf("Setup: %v", err)
+			}
+			if err := s.Setup(ctx(t), 720*time.Hour); err != nil {
+				t.Fatalf("Setup again: %v", err)
+			}
+			c.fn(t, s)
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// base is the suite's clock: every webhook is created around it.
+var base = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+// Job describes one webhook as the suite writes it: its events are made
+// from these fields.
+type Job struct {
+	StreamID, WebhookID, MessageID, URL string
+	Created                             time.Time
+	// Attempts are the attempts' outcomes in order; the last decides the
+	// status (a retrying last attempt leaves the job retrying).
+	Attempts []sendhooks.Status
+	// Duration of every attempt, in milliseconds.
+	DurationMs float64
+}
+
+// Events are the status events the engine writes for the job, in order.
+func (j Job) Events() []monitor.Event {
+	var out []monitor.Event
+	for i, st := range j.Attempts {
+		ev := sendhooks.StatusEvent{
+			WebhookID: j.WebhookID, MessageID: j.MessageID, StreamID: j.StreamID, URL: j.URL,
+			Status: st, Attempt: i + 1, NumberOfTries: i + 1, DurationMs: j.DurationMs,
+			Created: sendhooks.Time{Time: j.Created}, AttemptedAt: sendhooks.Time{Time: j.Created.Add(time.Duration(i) * time.Second)},
+			Job: fmt.Sprintf(`{"url":%q,"webhookId":%q,"data":{"order":%q}}`, j.URL, j.WebhookID, j.StreamID),
+		}
+		switch st {
+		case sendhooks.StatusSuccess:
+			ev.StatusCode = 200
+			ev.Delivered = sendhooks.Time{Time: j.Created.Add(time.Duration(i)*time.Second + 100*time.Millisecond)}
+		case sendhooks.StatusFailed:
+			ev.StatusCode, ev.DeliveryError = 500, "receiver answered 500"
+		case sendhooks.StatusRetrying:
+			ev.StatusCode, ev.DeliveryError = 503, "receiver answered 503"
+			ev.NextAttemptAt = sendhooks.Time{Time: j.Created.Add(time.Minute)}
+		}
+		out = append(out, monitor.Event{EntryID: fmt.Sprintf("%d-%d", j.Created.UnixMilli(), i), StatusEvent: ev})
+	}
+	return out
+}
+
+// Status is the job's status once all its events are in.
+func (j Job) Status() sendhooks.Status { return j.Attempts[len(j.Attempts)-1] }
+
+// fixture is the suite's standard set of webhooks: three hours of
+// traffic with ties on created, three receivers, every status, ids that
+// are substrings of one another.
+func fixture() []Job {
+	urls := []string{"http://127.0.0.1:9001/Orders", "http://127.0.0.1:9002/invoices", "http://localhost:9003/hooks/Shipping"}
+	var jobs []Job
+	for i := range 60 {
+		created := base.Add(time.Duration(i*3)*time.Minute + time.Duration(i%7)*time.Second)
+		if i%10 == 9 {
+			created = jobs[len(jobs)-1].Created // a tie on created, broken by id
+		}
+		attempts := []sendhooks.Status{sendhooks.StatusSuccess}
+		switch i % 5 {
+		case 1:
+			attempts = []sendhooks.Status{sendhooks.StatusRetrying, sendhooks.StatusRetrying, sendhooks.StatusFailed}
+		case 2:
+			attempts = []sendhooks.Status{sendhooks.StatusRetrying}
+		case 3:
+			attempts = []sendhooks.Status{sendhooks.StatusRetrying, sendhooks.StatusSuccess}
+		}
+		jobs = append(jobs, Job{
+			StreamID:   fmt.Sprintf("%d-%d", created.UnixMilli(), i%3),
+			WebhookID:  fmt.Sprintf("Order-%d", i),
+			MessageID:  fmt.Sprintf("msg-%d", i/2), // two webhooks per message
+			URL:        urls[i%3],
+			Created:    created,
+			Attempts:   attempts,
+			DurationMs: float64(10 * (i%4 + 1)),
+		})
+	}
+	return jobs
+}
+
+// load applies the jobs' events to s in mixed order, with duplicates, in
+// batches, and returns the hooks the suite expects, newest first.
+func load(t *testing.T, s monitor.Store, jobs []Job) []monitor.Hook {
+	t.Helper()
+	var events []monitor.Event
+	for _, j := range jobs {
+		events = append(events, j.Events()...)
+	}
+	// Reverse, then every third event again: out of order and duplicated.
+	slices.Reverse(events)
+	for i := 0; i < len(events); i += 3 {
+		events = append(events, events[i])
+	}
+	for start := 0; start < len(events); start += 25 {
+		if err := s.Apply(ctx(t), events[start:min(start+25, len(events))]); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+	return expected(jobs)
+}
+
+// expected builds the hooks of jobs by merging their events in order.
+func expected(jobs []Job) []monitor.Hook {
+	var hooks []monitor.Hook
+	for _, j := range jobs {
+		h := monitor.Hook{}
+		for _, ev := range j.Events() {
+			h.Apply(ev)
+		}
+		hooks = append(hooks, h)
+	}
+	slices.SortFunc(hooks, func(a, b monitor.Hook) int {
+		if c := b.Created.Compare(*a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return hooks
+}
+
+// ids lists the hooks' ids.
+func ids(hooks []monitor.Hook) []string {
+	out := make([]string, len(hooks))
+	for i, h := range hooks {
+		out[i] = h.ID
+	}
+	return out
+}
+
+// oracle is what a filter selects among want (newest first), read the
+// slow way.
+func oracle(want []monitor.Hook, f monitor.Filter) []monitor.Hook {
+	var fields, exact, sub []monitor.Hook
+	for _, h := range want {
+		if !f.MatchesFields(h) {
+			continue
+		}
+		fields = append(fields, h)
+		if f.Search != "" && f.ExactMatch(h) {
+			exact = append(exact, h)
+		}
+		if f.Search != "" && f.SubstringMatch(h) {
+			sub = append(sub, h)
+		}
+	}
+	switch {
+	case f.Search == "":
+		return fields
+	case len(exact) > 0:
+		return exact
+	default:
+		return sub
+	}
+}
+
+func list(t *testing.T, s monitor.Store, q monitor.ListQuery) monitor.Page {
+	t.Helper()
+	p, err := s.List(ctx(t), q)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", q, err)
+	}
+	return p
+}
+
+func testApply(t *testing.T, s monitor.Store) {
+	jobs := fixture()
+	want := load(t, s, jobs)
+	// The same events once more, in order this time: nothing changes.
+	for _, j := range jobs {
+		if err := s.Apply(ctx(t), j.Events()); err != nil {
+			t.Fatalf("Apply again: %v", err)
+		}
+	}
+	for _, w := range want {
+		got, err := s.Get(ctx(t), w.ID)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", w.ID, err)
+		}
+		if msg := sameHook(got, w); msg != "" {
+			t.Errorf("hook %s: %s", w.ID, msg)
+		}
+	}
+	p := list(t, s, monitor.ListQuery{Limit: monitor.MaxLimit})
+	if p.Total != int64(len(want)) || len(p.Hooks) != len(want) {
+		t.Fatalf("list after a second Apply: %d hooks, total %d; want %d", len(p.Hooks), p.Total, len(want))
+	}
+	st, err := s.Stats(ctx(t), monitor.StatsQuery{From: base.Add(-time.Hour), To: base.Add(4 * time.Hour), Bucket: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != len(want) {
+		t.Errorf("stats total after duplicate events: %d, want %d", st.Total, len(want))
+	}
+}
+
+// sameHook compares what a user sees of a hook.
+func sameHook(got, want monitor.Hook) string {
+	switch {
+	case got.ID != want.ID || got.IDCopy != want.IDCopy:
+		return fmt.Sprintf("id %q/%q, want %q", got.ID, got.IDCopy, want.ID)
+	case got.Status != want.Status:
+		return fmt.Sprintf("status %s, want %s", got.Status, want.Status)
+	case !got.Created.Equal(*want.Created):
+		return fmt.Sprintf("created %v, want %v", got.Created, want.Created)
+	case (got.Delivered == nil) != (want.Delivered == nil) || got.Delivered != nil && !got.Delivered.Equal(*want.Delivered):
+		return fmt.Sprintf("delivered %v, want %v", got.Delivered, want.Delivered)
+	case got.URL != want.URL || got.ExternalID != want.ExternalID || got.MessageID != want.MessageID || got.StreamID != want.StreamID:
+		return fmt.Sprintf("ids/url %q %q %q %q, want %q %q %q %q", got.URL, got.ExternalID, got.MessageID, got.StreamID, want.URL, want.ExternalID, want.MessageID, want.StreamID)
+	case got.Error != want.Error || got.NumberOfTries != want.NumberOfTries || len(got.Attempts) != len(want.Attempts):
+		return fmt.Sprintf("error %q tries %d attempts %d, want %q %d %d", got.Error, got.NumberOfTries, len(got.Attempts), want.Error, want.NumberOfTries, len(want.Attempts))
+	case got.Job != want.Job:
+		return fmt.Sprintf("job %q, want %q", got.Job, want.Job)
+	}
+	for i := range got.Attempts {
+		g, w := got.Attempts[i], want.Attempts[i]
+		if g.Number != w.Number || g.Status != w.Status || g.StatusCode != w.StatusCode || g.Error != w.Error || g.DurationMs != w.DurationMs {
+			return fmt.Sprintf("attempt %d: %+v, want %+v", i+1, g, w)
+		}
+	}
+	return ""
+}
+
+func testGet(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	byStream := want[10]
+	for _, c := range []struct{ id, want string }{
+		{byStream.ID, byStream.ID},
+		{byStream.ExternalID, byStream.ID},
+		// Two webhooks share a messageId: the newer one is found.
+		{"msg-3", newestOf(want, func(h monitor.Hook) bool { return h.MessageID == "msg-3" })},
+	} {
+		got, err := s.Get(ctx(t), c.id)
+		if err != nil || got.ID != c.want {
+			t.Errorf("Get(%q) = %q, %v; want %q", c.id, got.ID, err, c.want)
+		}
+	}
+	for _, id := range []string{"no-such-hook", "", "order-1", "Order-"} {
+		if _, err := s.Get(ctx(t), id); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("Get(%q) error %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func newestOf(hooks []monitor.Hook, keep func(monitor.Hook) bool) string {
+	for _, h := range hooks {
+		if keep(h) {
+			return h.ID
+		}
+	}
+	return ""
+}
+
+// filters are the filter shapes the API and the dashboard send.
+func filters() []monitor.Filter {
+	return []monitor.Filter{
+		{},
+		{Statuses: []sendhooks.Status{sendhooks.StatusFailed}},
+		{Statuses: []sendhooks.Status{sendhooks.StatusSuccess, sendhooks.StatusRetrying}},
+		{CreatedFrom: base.Add(37*time.Minute + 30*time.Second), CreatedTo: base.Add(2*time.Hour + 5*time.Minute + 1*time.Second)},
+		{Statuses: []sendhooks.Status{sendhooks.StatusSuccess}, CreatedFrom: base.Add(61 * time.Minute)},
+		{CreatedTo: base.Add(90 * time.Minute)},
+		{DeliveredFrom: base.Add(30 * time.Minute), DeliveredTo: base.Add(2 * time.Hour)},
+		{Statuses: []sendhooks.Status{sendhooks.StatusFailed}, DeliveredFrom: base},
+		{Search: "order-1"},  // substring, any case
+		{Search: "SHIPPING"}, // substring of a url
+		{Search: "Order-17"}, // an exact webhookId (also a substring of none other)
+		{Search: "Order-1"},  // exact, though a substring of Order-10..19 too
+		{Search: "msg-4"},    // an exact messageId
+		{Search: "9002/inv", Statuses: []sendhooks.Status{sendhooks.StatusFailed}},
+		{Search: "nothing-matches-this"},
+		{Search: "Order-2", CreatedFrom: base.Add(time.Hour)}, // exact match filtered out: substring then
+	}
+}
+
+func testListOffset(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	for _, f := range filters() {
+		exp := oracle(want, f)
+		for _, limit := range []int{7, 100} {
+			var got []monitor.Hook
+			for page := 0; page*limit <= len(exp); page++ {
+				p := list(t, s, monitor.ListQuery{Filter: f, Limit: limit, Offset: page * limit})
+				if p.Total != int64(len(exp)) || p.TotalAtLeast || p.Partial {
+					t.Errorf("filter %+v page %d: total %d (at least %v, partial %v), want %d", f, page, p.Total, p.TotalAtLeast, p.Partial, len(exp))
+				}
+				got = append(got, p.Hooks...)
+			}
+			if !slices.Equal(ids(got), ids(exp)) {
+				t.Errorf("filter %+v, limit %d:\n got %v\nwant %v", f, limit, ids(got), ids(exp))
+			}
+		}
+		p := list(t, s, monitor.ListQuery{Filter: f, Limit: 5, NoTotal: true})
+		if !slices.Equal(ids(p.Hooks), ids(exp[:min(5, len(exp))])) {
+			t.Errorf("filter %+v without total: got %v", f, ids(p.Hooks))
+		}
+	}
+}
+
+func testKeyset(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	for _, f := range filters() {
+		exp := oracle(want, f)
+		const limit = 6
+		var (
+			pages [][]string
+			q     = monitor.ListQuery{Filter: f, Limit: limit}
+		)
+		for range len(exp) + 2 {
+			p := list(t, s, q)
+			if (q.Older == nil) != (p.Newer == nil) {
+				t.Errorf("filter %+v: page %d has Newer %v", f, len(pages), p.Newer)
+			}
+			pages = append(pages, ids(p.Hooks))
+			if p.Older == nil {
+				break
+			}
+			q.Older = p.Older
+		}
+		if got := slices.Concat(pages...); !slices.Equal(got, ids(exp)) {
+			t.Errorf("filter %+v: walking Older gave\n %v\nwant %v", f, got, ids(exp))
+			continue
+		}
+		// Back with Newer from the last page: the same pages, in reverse.
+		if len(pages) < 2 {
+			continue
+		}
+		last := exp[len(exp)-len(pages[len(pages)-1]):]
+		q = monitor.ListQuery{Filter: f, Limit: limit, Newer: monitor.CursorOf(last[0])}
+		for i := len(pages) - 2; i >= 0; i-- {
+			p := list(t, s, q)
+			if !slices.Equal(ids(p.Hooks), pages[i]) {
+				t.Errorf("filter %+v: Newer page %d = %v, want %v", f, i, ids(p.Hooks), pages[i])
+				break
+			}
+			if (i > 0) != (p.Newer != nil) {
+				t.Errorf("filter %+v: Newer page %d has Newer %v", f, i, p.Newer)
+			}
+			if p.Newer == nil {
+				break
+			}
+			q.Newer = p.Newer
+		}
+	}
+}
+
+func testSearch(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	for _, c := range []struct {
+		search string
+		n      int
+	}{
+		{"Order-17", 1},
+		{"order-17", 1}, // no exact match: substring, any case
+		{"ORDER-1", 11}, // Order-1, Order-10..19
+		{"Order-1", 1},  // exact
+		{"msg-4", 2},
+		{"127.0.0.1:9001", 20},
+		{"/hooks/shipping", 20},
+		{"%", 0}, // literal text, never a pattern
+		{"_", 0},
+		{".*", 0},
+	} {
+		p := list(t, s, monitor.ListQuery{Filter: monitor.Filter{Search: c.search}, Limit: monitor.MaxLimit})
+		exp := oracle(want, monitor.Filter{Search: c.search})
+		if len(exp) != c.n {
+			t.Fatalf("suite: oracle gives %d for %q, want %d", len(exp), c.search, c.n)
+		}
+		if !slices.Equal(ids(p.Hooks), ids(exp)) || p.Total != int64(c.n) {
+			t.Errorf("search %q: %v (total %d), want %v", c.search, ids(p.Hooks), p.Total, ids(exp))
+		}
+	}
+}
+
+func testTotals(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	// Bounds on and off minute and hour boundaries, and ranges inside one
+	// minute, one hour, and across hours.
+	bounds := []time.Time{{},
+		base, base.Add(59 * time.Second), base.Add(time.Minute), base.Add(62*time.Minute + 500*time.Millisecond),
+		base.Add(2 * time.Hour), base.Add(2*time.Hour + 3*time.Minute + 1*time.Second), base.Add(4 * time.Hour),
+	}
+	for _, from := range bounds {
+		for _, to := range bounds {
+			if !from.IsZero() && !to.IsZero() && to.Before(from) {
+				continue
+			}
+			for _, st := range [][]sendhooks.Status{nil, {sendhooks.StatusRetrying}, {sendhooks.StatusSuccess, sendhooks.StatusFailed}} {
+				f := monitor.Filter{Statuses: st, CreatedFrom: from, CreatedTo: to}
+				p := list(t, s, monitor.ListQuery{Filter: f, Limit: 1})
+				if exp := len(oracle(want, f)); p.Total != int64(exp) || p.TotalAtLeast {
+					t.Errorf("count %v from %v to %v: %d, want %d", st, from, to, p.Total, exp)
+				}
+			}
+		}
+	}
+}
+
+func testStats(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	for _, q := range []monitor.StatsQuery{
+		{From: base.Add(-time.Hour), To: base.Add(5 * time.Hour), Bucket: time.Hour},
+		{From: base.Add(30 * time.Minute), To: base.Add(100 * time.Minute), Bucket: 10 * time.Minute},
+		{From: base, To: base.Add(24 * time.Hour), Bucket: 6 * time.Hour},
+	} {
+		got, err := s.Stats(ctx(t), q)
+		if err != nil {
+			t.Fatalf("Stats(%+v): %v", q, err)
+		}
+		exp := statsOracle(want, q)
+		if msg := sameStats(got, exp); msg != "" {
+			t.Errorf("Stats(%v to %v by %v): %s", q.From, q.To, q.Bucket, msg)
+		}
+	}
+}
+
+// statsOracle computes the statistics from the rollups each hook adds,
+// the slow way.
+func statsOracle(hooks []monitor.Hook, q monitor.StatsQuery) monitor.Stats {
+	delta := monitor.RollupDelta{}
+	for i := range hooks {
+		delta.Change(nil, &hooks[i])
+	}
+	var rows []monitor.RollupRow
+	for k, n := range delta {
+		rows = append(rows, monitor.RollupRow{RollupKey: k, N: n})
+	}
+	return monitor.BuildStats(q, rows)
+}
+
+func sameStats(got, want monitor.Stats) string {
+	g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want)
+	if got.SuccessRate != nil && want.SuccessRate != nil {
+		g = strings.Replace(g, fmt.Sprint(got.SuccessRate), fmt.Sprint(*got.SuccessRate), 1)
+		w = strings.Replace(w, fmt.Sprint(want.SuccessRate), fmt.Sprint(*want.SuccessRate), 1)
+	}
+	if g != w {
+		return fmt.Sprintf("\n got %s\nwant %s", g, w)
+	}
+	if want.Total == 0 {
+		return "the suite's range holds no webhook"
+	}
+	return ""
+}
+
+func testPrune(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	cut := base.Add(90 * time.Minute)
+	var kept []monitor.Hook
+	for _, h := range want {
+		if !h.Created.Before(cut) {
+			kept = append(kept, h)
+		}
+	}
+	removed := len(want) - len(kept)
+	n1, err := s.Prune(ctx(t), cut, 7)
+	if err != nil || n1 > 7 {
+		t.Fatalf("Prune(limit 7) = %d, %v", n1, err)
+	}
+	total := n1
+	for range removed + 1 {
+		n, err := s.Prune(ctx(t), cut, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total += n; n == 0 {
+			break
+		}
+	}
+	// A store that expires webhooks by itself may leave nothing for Prune.
+	if total != removed && total != 0 {
+		t.Errorf("Prune removed %d webhooks, want %d", total, removed)
+	}
+	if total == 0 {
+		t.Skip("the store expires webhooks by itself")
+	}
+	p := list(t, s, monitor.ListQuery{Limit: monitor.MaxLimit})
+	if !slices.Equal(ids(p.Hooks), ids(kept)) || p.Total != int64(len(kept)) {
+		t.Errorf("after Prune the list is %v (total %d), want %v", ids(p.Hooks), p.Total, ids(kept))
+	}
+	for _, h := range want[len(kept):] {
+		if _, err := s.Get(ctx(t), h.ID); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("Get(%q) after Prune: %v, want ErrNotFound", h.ID, err)
+		}
+	}
+	q := monitor.StatsQuery{From: base.Add(-time.Hour), To: base.Add(5 * time.Hour), Bucket: time.Hour}
+	got, err := s.Stats(ctx(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := sameStats(got, statsOracle(kept, q)); msg != "" {
+		t.Errorf("stats after Prune: %s", msg)
+	}
+	for _, f := range filters() {
+		p := list(t, s, monitor.ListQuery{Filter: f, Limit: monitor.MaxLimit})
+		if exp := oracle(kept, f); p.Total != int64(len(exp)) || !slices.Equal(ids(p.Hooks), ids(exp)) {
+			t.Errorf("after Prune, filter %+v: %v (total %d), want %v", f, ids(p.Hooks), p.Total, ids(exp))
+		}
+	}
+}
+
+func testLimits(t *testing.T, s monitor.Store) {
+	for _, q := range []monitor.ListQuery{
+		{Limit: 0},
+		{Limit: monitor.MaxLimit + 1},
+		{Limit: 10, Offset: -1},
+		{Limit: 10, Filter: monitor.Filter{Search: strings.Repeat("é", monitor.MaxSearchLength+1)}},
+		{Limit: 10, Older: &monitor.Cursor{}, Newer: &monitor.Cursor{}},
+	} {
+		if _, err := s.List(ctx(t), q); err == nil {
+			t.Errorf("List(%+v) succeeded; want an error", q)
+		}
+	}
+	if _, err := s.List(ctx(t), monitor.ListQuery{Limit: 10, Filter: monitor.Filter{Search: strings.Repeat("é", monitor.MaxSearchLength)}}); err != nil {
+		t.Errorf("a search of %d characters: %v", monitor.MaxSearchLength, err)
+	}
+}
