@@ -71,6 +71,9 @@ func (s *Store) List(ctx context.Context, q monitor.ListQuery) (monitor.Page, er
 	if err != nil {
 		return monitor.Page{}, err
 	}
+	// The other fields in Go: the exact matches are few. When none of
+	// them passes, the text is searched as a substring.
+	exact = slices.DeleteFunc(exact, func(h monitor.Hook) bool { return !q.MatchesFields(h) })
 	if len(exact) > 0 {
 		return exactPage(q, exact, capped), nil
 	}
@@ -341,15 +344,10 @@ func (s *Store) exactMatches(ctx context.Context, text string) (hooks []monitor.
 	return hooks, false, nil
 }
 
-// exactPage pages the hooks of an exact-id search in memory: they are at
-// most monitor.MaxExactMatches.
+// exactPage pages the hooks of an exact-id search, all of which pass the
+// filter, in memory: they are at most monitor.MaxExactMatches.
 func exactPage(q monitor.ListQuery, all []monitor.Hook, capped bool) monitor.Page {
-	var hooks []monitor.Hook
-	for _, h := range all {
-		if q.MatchesFields(h) {
-			hooks = append(hooks, h)
-		}
-	}
+	hooks := all
 	slices.SortFunc(hooks, func(a, b monitor.Hook) int {
 		return cmp.Or(created(b).Compare(created(a)), strings.Compare(b.ID, a.ID))
 	})

@@ -20,7 +20,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sendhooks/sendhooks"
-	"github.com/sendhooks/sendhooks/internal/mongotest"
 	"github.com/sendhooks/sendhooks/monitor"
 )
 
@@ -38,22 +37,7 @@ const realMongoURI = "SENDHOOKS_TEST_MONGODB_URI"
 // fresh embedded FerretDB.
 func newStore(t *testing.T, retention time.Duration) *Store {
 	t.Helper()
-	uri, db := os.Getenv(realMongoURI), fmt.Sprintf("sendhooks_test_%d", time.Now().UnixNano())
-	if uri == "" {
-		srv := mongotest.Start(t)
-		uri, db = srv.URI(), srv.Database()
-	}
-	s, err := Open(uri, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if os.Getenv(realMongoURI) != "" {
-			s.db.Drop(ctx)
-		}
-		s.Close(ctx)
-	})
+	s := openEmpty(t)
 	if err := s.Setup(context.Background(), retention); err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +257,7 @@ func list(hooks []monitor.Hook, f monitor.Filter) []monitor.Hook {
 	exact := false
 	if f.Search != "" {
 		for _, h := range hooks {
-			exact = exact || f.ExactMatch(h)
+			exact = exact || f.ExactMatch(h) && f.MatchesFields(h)
 		}
 	}
 	for _, h := range hooks {
