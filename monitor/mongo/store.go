@@ -55,7 +55,13 @@ var _ monitor.Store = (*Store)(nil)
 // wait for the server, so that the monitor starts while MongoDB is away:
 // operations fail until it answers.
 func Open(uri, database string) (*Store, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+	return open(options.Client().ApplyURI(uri), database)
+}
+
+// open makes a store with the client options given (tests add a command
+// monitor).
+func open(opts *options.ClientOptions, database string) (*Store, error) {
+	client, err := mongo.Connect(opts.
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second))
 	if err != nil {
