@@ -17,6 +17,11 @@ import (
 	"github.com/sendhooks/sendhooks/monitor"
 )
 
+// rollupWriteTimeout bounds the rollup write that follows a hook write,
+// which goes ahead when the caller's context has ended: the hooks are
+// stored, and their share of the counters would be lost for good.
+const rollupWriteTimeout = 10 * time.Second
+
 // maxApplyRounds bounds how often Apply merges a hook again after another
 // writer changed it between the read and the write.
 const maxApplyRounds = 20
@@ -46,7 +51,14 @@ const maxApplyRounds = 20
 // hooks written and the rollups short of that batch's share, and the
 // events, applied again, change no hook and so add nothing. Totals and
 // statistics can then be off by at most that batch until the rollups
-// expire with the retention.
+// expire with the retention. (On a replica set both writes could be one
+// transaction; the store does not use one, so that it behaves alike on
+// every deployment.)
+//
+// The per-write outcomes read from BulkWrite are MongoDB's: an unordered
+// batch tries every write and reports each failure by index. FerretDB v1
+// stops an update batch at its first error and runs a conditional update
+// as a read then a write, so there only a single writer is exact.
 func (s *Store) Apply(ctx context.Context, events []monitor.Event) (err error) {
 	byKey := map[string][]monitor.Event{}
 	var keys []string
@@ -63,8 +75,11 @@ func (s *Store) Apply(ctx context.Context, events []monitor.Event) (err error) {
 	delta := monitor.RollupDelta{}
 	defer func() {
 		// The hooks written so far are stored: their share of the rollups
-		// goes in even when a later round failed.
-		if rerr := s.addRollups(ctx, delta); rerr != nil {
+		// goes in even when a later round failed, or the caller's deadline
+		// passed during the hook write (given a short time of its own).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollupWriteTimeout)
+		defer cancel()
+		if rerr := s.addRollups(rctx, delta); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,7 +55,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (n int, 
 			{Key: "_id", Value: id.ID},
 			{Key: "created", Value: bson.D{{Key: "$lt", Value: before}}},
 		}).Raw()
-		if err == mongo.ErrNoDocuments {
+		if errors.Is(err, mongo.ErrNoDocuments) {
 			continue // removed by another monitor or the TTL monitor
 		}
 		if err != nil {
