@@ -33,7 +33,13 @@ type testAPI struct {
 
 func startAPI(t *testing.T, cfg APIConfig) *testAPI {
 	t.Helper()
-	a := &testAPI{store: openStore(t), token: cfg.Token}
+	return startAPIOn(t, openStore(t), cfg)
+}
+
+// startAPIOn starts the API on the store given.
+func startAPIOn(t *testing.T, store monitor.Store, cfg APIConfig) *testAPI {
+	t.Helper()
+	a := &testAPI{store: store, token: cfg.Token}
 	a.rdb = redistest.Start(t).Client(t)
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Ready = a.store.Ping

@@ -131,6 +131,9 @@ func (s *Store) mergeRound(ctx context.Context, keys []string, byKey map[string]
 		if !changed {
 			continue
 		}
+		if err := h.CheckLimits(); err != nil {
+			return nil, fmt.Errorf("hook %.64q: %w", k, err)
+		}
 		h.UpdatedAt = now
 		if old == nil {
 			h.Version = 1

@@ -328,9 +328,12 @@ func bulkErrors(err error) (dups map[int]bool, other error) {
 	}
 	dups = map[int]bool{}
 	for _, we := range bwe.WriteErrors {
-		if isDuplicateKey(we.Code) {
+		switch {
+		case isDuplicateKey(we.Code):
 			dups[we.Index] = true
-		} else if other == nil {
+		case other == nil && refusedForGood(we.Code):
+			other = fmt.Errorf("%w: %w", monitor.ErrRejected, we)
+		case other == nil:
 			other = we
 		}
 	}
@@ -338,4 +341,12 @@ func bulkErrors(err error) (dups map[int]bool, other error) {
 		other = bwe.WriteConcernError
 	}
 	return dups, other
+}
+
+// refusedForGood reports whether a write error code says MongoDB will
+// never take the document as it is: too large (BSONObjectTooLarge 10334),
+// an index key too long (KeyTooLong 17280), or a value it does not accept
+// (BadValue 2). Writing it again would fail again.
+func refusedForGood(code int) bool {
+	return code == 10334 || code == 17280 || code == 2
 }

@@ -5,13 +5,13 @@
 package stores
 
 import (
-	"errors"
-
 	"github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor/mongo"
 	"github.com/sendhooks/sendhooks/monitor/sqlite"
 )
 
-// Open opens the store cfg names. It connects to nothing yet.
+// Open opens the store cfg names. MongoDB is connected to lazily; an
+// SQLite file is opened (and created) at once.
 func Open(cfg monitor.Config) (monitor.Store, error) {
 	if cfg.SQLitePath != "" {
 		s, err := sqlite.Open(cfg.SQLitePath)
@@ -20,5 +20,9 @@ func Open(cfg monitor.Config) (monitor.Store, error) {
 		}
 		return s, nil
 	}
-	return nil, errors.New("MONGODB_URI: the MongoDB store is being merged")
+	s, err := mongo.Open(cfg.MongoURI, cfg.MongoDatabase)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +40,8 @@ func Run(t *testing.T, open Open) {
 		{"Prune", testPrune},
 		{"LimitsAreRefused", testLimits},
 		{"ConcurrentApplyConverges", testConcurrentApply},
+		{"RetryMarks", testRetryMarks},
+		{"RefusesHooksOverTheLimits", testLimitsRefused},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -616,5 +620,110 @@ func testConcurrentApply(t *testing.T, s monitor.Store) {
 	}
 	if st.Total != jobs || st.ByStatus[sendhooks.StatusFailed] != jobs || st.Latency.Count != jobs*writers {
 		t.Errorf("stats after racing writers: total %d, by status %v, %d attempts; want %d failed, %d attempts", st.Total, st.ByStatus, st.Latency.Count, jobs, jobs*writers)
+	}
+}
+
+// testRetryMarks checks the retry marks: one of several marking at once
+// wins; a mark holds until the marked attempt reports, it is cleared, or
+// it lapses; a retrying webhook cannot be marked.
+func testRetryMarks(t *testing.T, s monitor.Store) {
+	want := load(t, s, fixture())
+	var failed, retrying monitor.Hook
+	for _, h := range want {
+		switch {
+		case h.Status == sendhooks.StatusFailed && failed.ID == "":
+			failed = h
+		case h.Status == sendhooks.StatusRetrying && retrying.ID == "":
+			retrying = h
+		}
+	}
+	next := failed.AttemptsMade() + 1
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			ok, err := s.MarkRetry(context.Background(), failed.ID, next, base)
+			if err != nil {
+				t.Errorf("MarkRetry: %v", err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("%d of 8 concurrent marks won, want 1", n)
+	}
+	h, err := s.Get(ctx(t), failed.ID)
+	if err != nil || h.RetryQueued != next || h.RetryQueuedAt == nil || !h.RetryQueuedAt.Equal(base) {
+		t.Fatalf("marked hook: %d %v (%v), want attempt %d at %v", h.RetryQueued, h.RetryQueuedAt, err, next, base)
+	}
+	mark := func(id string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.MarkRetry(ctx(t), id, next, at)
+		if err != nil {
+			t.Fatalf("MarkRetry(%s): %v", id, err)
+		}
+		return ok
+	}
+	if mark(failed.ID, base.Add(monitor.RetryMarkTTL-time.Second)) {
+		t.Error("a second mark within the TTL won")
+	}
+	if !mark(failed.ID, base.Add(monitor.RetryMarkTTL)) {
+		t.Error("a mark after the TTL lapsed lost")
+	}
+	if err := s.ClearRetry(ctx(t), failed.ID, next); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Get(ctx(t), failed.ID); h.RetryQueued != 0 || h.RetryQueuedAt != nil {
+		t.Fatalf("after ClearRetry: %d %v", h.RetryQueued, h.RetryQueuedAt)
+	}
+	if !mark(failed.ID, base) {
+		t.Error("a mark after ClearRetry lost")
+	}
+	// The engine reports the marked attempt: the mark goes, the rest stays.
+	ev := monitor.Event{StatusEvent: sendhooks.StatusEvent{StreamID: failed.StreamID, WebhookID: failed.ExternalID, URL: failed.URL,
+		Status: sendhooks.StatusSuccess, Attempt: next, NumberOfTries: next, Created: sendhooks.Time{Time: *failed.Created}}}
+	if err := s.Apply(ctx(t), []monitor.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Get(ctx(t), failed.ID); h.RetryQueued != 0 || h.RetryQueuedAt != nil || h.Status != sendhooks.StatusSuccess || len(h.Attempts) != len(failed.Attempts)+1 {
+		t.Fatalf("after the marked attempt reported: mark %d %v, status %s, %d attempts", h.RetryQueued, h.RetryQueuedAt, h.Status, len(h.Attempts))
+	}
+	if mark(retrying.ID, base) {
+		t.Error("a retrying webhook was marked")
+	}
+	if _, err := s.MarkRetry(ctx(t), "no-such-hook", 2, base); !errors.Is(err, monitor.ErrNotFound) {
+		t.Errorf("MarkRetry of an unknown hook: %v, want ErrNotFound", err)
+	}
+	p := list(t, s, monitor.ListQuery{Limit: monitor.MaxLimit})
+	if p.Total != int64(len(want)) {
+		t.Errorf("marks changed the count: %d, want %d", p.Total, len(want))
+	}
+}
+
+// testLimitsRefused checks that a batch holding a webhook over the limits
+// is refused with ErrRejected, and that the same batch without it is
+// stored.
+func testLimitsRefused(t *testing.T, s monitor.Store) {
+	good := Job{StreamID: "1-0", WebhookID: "fine", URL: "http://127.0.0.1:9/ok", Created: base, Attempts: []sendhooks.Status{sendhooks.StatusSuccess}}
+	for _, bad := range []Job{
+		{StreamID: "2-0", WebhookID: strings.Repeat("w", monitor.MaxIDBytes+1), URL: "http://127.0.0.1:9/x", Created: base, Attempts: []sendhooks.Status{sendhooks.StatusFailed}},
+		{StreamID: "3-0", WebhookID: "long-url", URL: "http://127.0.0.1:9/" + strings.Repeat("u", monitor.MaxURLBytes), Created: base, Attempts: []sendhooks.Status{sendhooks.StatusFailed}},
+	} {
+		err := s.Apply(ctx(t), append(good.Events(), bad.Events()...))
+		if !errors.Is(err, monitor.ErrRejected) {
+			t.Fatalf("Apply with %.40s…: %v, want ErrRejected", bad.WebhookID, err)
+		}
+		if _, err := s.Get(ctx(t), bad.StreamID); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("the refused hook %s was stored: %v", bad.StreamID, err)
+		}
+	}
+	if err := s.Apply(ctx(t), good.Events()); err != nil {
+		t.Fatal(err)
+	}
+	if p := list(t, s, monitor.ListQuery{Limit: 10}); p.Total != 1 || len(p.Hooks) != 1 || p.Hooks[0].ID != "1-0" {
+		t.Errorf("after the refusals: %v (total %d), want the good hook alone", ids(p.Hooks), p.Total)
 	}
 }
