@@ -21,6 +21,8 @@ var monitorVariables = map[string]string{
 	"BACKEND_PORT":        "5002",
 	"DASHBOARD_PORT":      "3000",
 	"MONGODB_URI":         "mongodb://mongo:27017/sendhooks",
+	"SQLITE_PATH":         "",
+	"RETENTION":           "720h",
 	"REDIS_HOST":          "redis",
 	"REDIS_PORT":          "6379",
 	"REDIS_PASSWORD":      "",

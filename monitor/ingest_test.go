@@ -197,19 +197,19 @@ func TestIngestSurvivesRedisCrash(t *testing.T) {
 }
 
 // TestIngestSetsAsideEventsTheStoreRefuses writes an event the store
-// refuses for good (a 17 MiB webhookId, which Redis accepts) in the middle
+// refuses for good (a 1 MiB webhookId, which Redis accepts) in the middle
 // of a flow: it is set aside in the rejected stream with the reason and
 // acknowledged, and every other event of the flow is stored.
 func TestIngestSetsAsideEventsTheStoreRefuses(t *testing.T) {
 	e := newTestEnv(t)
 	reg := e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 64 })
 	flow(t, e, 0, 10)
-	huge := strings.Repeat("x", 17<<20)
+	huge := strings.Repeat("x", 1<<20)
 	poison := e.add(t, `{"webhookId":"`+huge+`","status":"failed","url":"http://127.0.0.1:9/p"}`)
 	longURL := e.add(t, `{"webhookId":"long-url","status":"success","url":"http://127.0.0.1:9/`+strings.Repeat("u", 9000)+`"}`)
 	flow(t, e, 10, 40)
 
-	eventually(t, 30*time.Second, "all 40 jobs stored", flowDone(e, t, 40))
+	eventually(t, 60*time.Second, "all 40 jobs stored", flowDone(e, t, 40))
 	eventually(t, 10*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
 	checkFlow(t, e, 40)
 	if n := counter(t, reg, "sendhooks_monitor_events_rejected_total"); n != 2 {

@@ -185,7 +185,7 @@ func TestRetryHook(t *testing.T) {
 		status                int
 	}{
 		{"old-1", "NOT_RETRIABLE", "hook cannot be retried: the engine did not report the job's payload (an older engine, or a job over 4 MiB, which is not kept)", http.StatusConflict},
-		{"1767348000001-0", "NOT_RETRIABLE", "hook cannot be retried: the job is still being retried by the engine", http.StatusConflict},
+		{"1767348000001-0", "ALREADY_QUEUED", "hook is queued for a retry already: the engine is still retrying it on its schedule", http.StatusConflict},
 		{"nope", "HOOK_NOT_FOUND", `no webhook has the id "nope"`, http.StatusNotFound},
 	}
 	for _, r := range refusals {

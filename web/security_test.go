@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/monitor"
 )
 
 // The security tests attack the API and the dashboard over real HTTP, on a
@@ -140,6 +141,10 @@ func TestSecurityQueryInjection(t *testing.T) {
 			checkAPIInjection(t, "API list", in, listAllowed, http.StatusOK, status, body,
 				`{"data":[{"_id":"`+literalHookID+`"`, `"meta":{"totalItems":1,`)
 
+			// Each case retries the literal hook again: take back the
+			// retry mark the case before left on it.
+			unmarkRetry(t, a.store, literalHookID)
+			unmarkRetry(t, d.store, literalHookID)
 			before := queuedJobs(t, a.rdb)
 			status, _, body = a.do(t, http.MethodPost, "/api/sendhooks/v1/hooks/retry?"+in.query, nil)
 			checkAPIInjection(t, "API bulk retry", in, bulkAllowed, http.StatusAccepted, status, body,
@@ -161,6 +166,19 @@ func TestSecurityQueryInjection(t *testing.T) {
 			}
 			checkQueued(t, "bulk retry form", in, d.rdb, before)
 		})
+	}
+}
+
+// unmarkRetry clears the retry mark of the hook id, as the engine's first
+// event of the retried attempt would.
+func unmarkRetry(t *testing.T, store monitor.Store, id string) {
+	t.Helper()
+	h, err := store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ClearRetry(context.Background(), id, h.RetryQueued); err != nil {
+		t.Fatal(err)
 	}
 }
 
