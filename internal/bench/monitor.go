@@ -541,6 +541,7 @@ func (m MonitorResult) rows() []row {
 			fmt.Sprintf(">= %d", targetIngest), m.EventsPerSecond >= targetIngest),
 		target("monitor ingest, last block / first block", fmt.Sprintf("%.2f", m.Flatness()),
 			fmt.Sprintf("%.1f to %.1f", 1-targetFlat, 1+targetFlat), m.Flatness() >= 1-targetFlat && m.Flatness() <= 1+targetFlat),
+		plain("producer's lead over ingestion while producing, fewest events", strconv.FormatInt(m.MinLead, 10)),
 		plain("monitor CPU per 1,000 events ingested", ms(m.MonitorCPU)),
 		plain("redis-server memory, every event in the stream", mb(m.RedisMemory)),
 	)
