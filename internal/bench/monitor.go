@@ -73,8 +73,8 @@ type MonitorResult struct {
 	IngestDuration  time.Duration
 	EventsPerSecond float64
 	// MinLead is the fewest events the producer was ahead of ingestion at
-	// any poll while it was still producing: above 0, ingestion never
-	// waited for events.
+	// any poll from its first XADD round until it was done: above 0,
+	// ingestion never waited for events. -1 when no poll fell in between.
 	MinLead int64
 	// WriteFailures counts the batch writes the monitor retried.
 	WriteFailures int
@@ -346,8 +346,8 @@ func ingest(ctx context.Context, res *MonitorResult, set *orderSet, block int, r
 			return fmt.Errorf("the monitor could not parse %d of the status events", c.parseFailures)
 		}
 		ingested.Store(int64(c.ingested))
-		if prodDone != nil {
-			if lead := produced.Load() - int64(c.ingested); res.MinLead < 0 || lead < res.MinLead {
+		if p := produced.Load(); prodDone != nil && p > 0 { // from the first XADD round on
+			if lead := p - int64(c.ingested); res.MinLead < 0 || lead < res.MinLead {
 				res.MinLead = lead
 			}
 		}
@@ -530,6 +530,10 @@ func (m MonitorResult) rows() []row {
 		return row{measure: measure, result: result}
 	}
 	n := fmt.Sprintf("%d webhooks", m.Webhooks)
+	lead := strconv.FormatInt(m.MinLead, 10)
+	if m.MinLead < 0 {
+		lead = "not measured: the producer was done before the first poll"
+	}
 	rows := []row{plain("monitor store", fmt.Sprintf("%s; %d webhooks, %d status events (%d success, %d failed)",
 		m.Store, m.Webhooks, m.Events, m.Succeeded, m.Failed))}
 	for _, b := range m.Blocks {
@@ -541,7 +545,7 @@ func (m MonitorResult) rows() []row {
 			fmt.Sprintf(">= %d", targetIngest), m.EventsPerSecond >= targetIngest),
 		target("monitor ingest, last block / first block", fmt.Sprintf("%.2f", m.Flatness()),
 			fmt.Sprintf("%.1f to %.1f", 1-targetFlat, 1+targetFlat), m.Flatness() >= 1-targetFlat && m.Flatness() <= 1+targetFlat),
-		plain("producer's lead over ingestion while producing, fewest events", strconv.FormatInt(m.MinLead, 10)),
+		plain("producer's lead over ingestion while producing, fewest events", lead),
 		plain("monitor CPU per 1,000 events ingested", ms(m.MonitorCPU)),
 		plain("redis-server memory, every event in the stream", mb(m.RedisMemory)),
 	)

@@ -65,8 +65,11 @@ func TestMonitor(t *testing.T) {
 			t.Errorf("block %d is %+v, want webhooks %d to %d and a positive duration", k, b, k*500+1, (k+1)*500)
 		}
 	}
-	if events != 2800 || res.EventsPerSecond <= 0 || res.MonitorCPU <= 0 || res.MinLead < 0 {
-		t.Errorf("blocks hold %d events, %v events/s, CPU %v, min lead %d; want 2800, positive, positive, >= 0",
+	// The producer writes 1,000 events per round and may run 50,000 ahead:
+	// ingestion never waits for it (a lead of 0), whether or not a poll
+	// saw it producing (-1 when none did).
+	if events != 2800 || res.EventsPerSecond <= 0 || res.MonitorCPU <= 0 || res.MinLead == 0 || res.MinLead < -1 {
+		t.Errorf("blocks hold %d events, %v events/s, CPU %v, min lead %d; want 2800, positive, positive, -1 or positive",
 			events, res.EventsPerSecond, res.MonitorCPU, res.MinLead)
 	}
 	if res.PeakRSS <= 0 || res.DBBytes <= 0 || res.RedisMemory <= 0 {
