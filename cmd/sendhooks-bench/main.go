@@ -1,14 +1,16 @@
 // Command sendhooks-bench measures the engine and the monitor on this
 // machine and prints a Markdown table of the figures, with the project's
-// targets. It starts its own redis-server (from PATH), embedded FerretDB,
-// loopback receivers in its own process, and the engine and the bare HTTP
-// client it is compared with each in a child process of their own.
+// targets. It starts its own redis-server (from PATH), loopback receivers
+// in its own process, and the engine, the bare HTTP client it is compared
+// with and the monitor (on an SQLite file in a temporary directory) each in
+// a child process of their own.
 //
 // Usage:
 //
-//	go run ./cmd/sendhooks-bench            # everything; about 12 minutes on 2 cores
+//	go run ./cmd/sendhooks-bench            # everything; about 30 minutes on 2 cores
 //	go run ./cmd/sendhooks-bench -quick     # small sizes, to check that it runs
 //	go run ./cmd/sendhooks-bench -only engine
+//	go run ./cmd/sendhooks-bench -only monitor  # SQLite, 1,000,000 webhooks; about 17 minutes
 //
 // Progress goes to stderr, the table to stdout. It exits 0 even when a
 // target is missed: the table says so.
@@ -48,10 +50,7 @@ func run() error {
 		IsolationJobs: 20_000, SlowDelay: 2 * time.Second,
 		Progress: os.Stderr,
 	}
-	// 10,000 webhooks by default: the embedded FerretDB ingests more slowly
-	// the more it holds, and 100,000 take it well over an hour
-	// (docs/benchmarks.md).
-	mo := bench.MonitorOptions{Webhooks: 10_000, Requests: 5, Progress: os.Stderr}
+	mo := bench.MonitorOptions{Requests: 20, Progress: os.Stderr}
 	quick := flag.Bool("quick", false, "small sizes: check that the benchmark runs, not how fast")
 	only := flag.String("only", "", `measure only "engine" or "monitor"`)
 	flag.IntVar(&eo.Jobs, "jobs", eo.Jobs, "deliveries per throughput run")
@@ -59,18 +58,27 @@ func run() error {
 	flag.IntVar(&eo.Rounds, "rounds", eo.Rounds, "pairs of bare-client and engine runs")
 	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
-	flag.IntVar(&mo.Webhooks, "webhooks", mo.Webhooks, "webhooks the monitor's API is timed over")
-	flag.IntVar(&mo.Ingest, "ingest", 0, "how many of the webhooks go through the monitor's ingestion, the rest written straight into MongoDB (default all)")
-	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each API request is timed")
-	flag.StringVar(&mo.MongoURI, "mongodb-uri", "", "measure the monitor on this MongoDB (in a database of its own, dropped when done) instead of the embedded FerretDB")
+	flag.IntVar(&mo.Webhooks, "webhooks", 0, "webhooks sent through the monitor's ingestion, then its API is timed over them (default 1000000; 10000 with -store ferretdb)")
+	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each monitor request is timed, after one warm-up")
+	flag.StringVar(&mo.Store, "store", bench.StoreSQLite, `the monitor's store: "sqlite" (a file in a temporary directory) or "ferretdb" (the embedded FerretDB, a functional smoke test only)`)
+	flag.StringVar(&mo.MongoURI, "mongodb-uri", "", "measure the monitor on this MongoDB (in a database of its own, dropped when done) instead of SQLite")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if mo.MongoURI != "" && !set["store"] {
+		mo.Store = bench.StoreMongoDB
+	}
+	if !set["webhooks"] {
+		mo.Webhooks = 1_000_000
+		if mo.Store == bench.StoreFerretDB {
+			mo.Webhooks = 10_000
+		}
+	}
 	if *only != "" && *only != "engine" && *only != "monitor" {
 		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)
 	}
 	if *quick {
 		// Small sizes, except where a flag says otherwise.
-		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		small := func(name string, v *int, n int) {
 			if !set[name] {
 				*v = n
@@ -83,10 +91,13 @@ func run() error {
 		eo.BacklogRun, eo.LatencyRate, eo.LatencyDuration = time.Second, 200, time.Second
 		eo.IsolationJobs, eo.SlowDelay, mo.Requests = 1000, 200*time.Millisecond, 3
 	}
-	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog, "-webhooks": mo.Webhooks} {
+	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog} {
 		if v < 1 {
 			return fmt.Errorf("%s %d: want at least 1", name, v)
 		}
+	}
+	if mo.Webhooks < bench.MinMonitorWebhooks {
+		return fmt.Errorf("-webhooks %d: want at least %d", mo.Webhooks, bench.MinMonitorWebhooks)
 	}
 
 	machine := bench.Machine()

@@ -43,8 +43,10 @@ func RunChild(ctx context.Context, role string) error {
 		return runEngine(ctx)
 	case "bare":
 		return runBare()
+	case "monitor":
+		return runMonitor(ctx)
 	default:
-		return fmt.Errorf("%s=%q: want engine or bare", ChildEnv, role)
+		return fmt.Errorf("%s=%q: want engine, bare or monitor", ChildEnv, role)
 	}
 }
 

@@ -52,13 +52,8 @@ func (r Report) rows() []row {
 				fmt.Sprintf("< %.0f%%", 100*targetIsolation), e.IsolationCost() < targetIsolation),
 		)
 	}
-	if m := r.Monitor; m != nil {
-		rows = append(rows, row{measure: fmt.Sprintf("monitor ingest, status events/s into MongoDB (%d webhooks)", m.Ingested),
-			result: fmt.Sprintf("%.0f", m.EventsPerSecond)})
-		for _, a := range m.API {
-			rows = append(rows, row{measure: fmt.Sprintf("API %s, %d webhooks: p50 / p95 / max", a.Name, m.Webhooks),
-				result: fmt.Sprintf("%s / %s / %s", ms(a.P50), ms(a.P95), ms(a.Max))})
-		}
+	if r.Monitor != nil {
+		rows = append(rows, r.Monitor.rows()...)
 	}
 	return rows
 }
