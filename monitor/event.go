@@ -42,7 +42,16 @@ var intFields = map[string]bool{"payloadSize": true, "numberOfTries": true, "att
 // (webhook_id, delivery_error). Whole numbers may be given as strings. An
 // event must name its job (streamId or webhookId) and carry a status.
 func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
+	// The engine's own spelling decodes straight into the event; anything
+	// else (a snake_case key, a number as a string, a key of another
+	// producer) fails this strict pass and takes the general one below.
 	var ev sendhooks.StatusEvent
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&ev) == nil && !dec.More() {
+		return checkEvent(ev)
+	}
+	ev = sendhooks.StatusEvent{}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return ev, fmt.Errorf("not a JSON object: %w", err)
@@ -72,6 +81,11 @@ func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
 	if err := json.Unmarshal(b, &ev); err != nil {
 		return ev, fmt.Errorf("not a status event: %w", err)
 	}
+	return checkEvent(ev)
+}
+
+// checkEvent normalises the status and checks what every event needs.
+func checkEvent(ev sendhooks.StatusEvent) (sendhooks.StatusEvent, error) {
 	ev.Status = sendhooks.Status(strings.ToLower(strings.TrimSpace(string(ev.Status))))
 	switch {
 	case ev.StreamID == "" && ev.WebhookID == "":

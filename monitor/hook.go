@@ -1,11 +1,9 @@
 package monitor
 
 import (
-	"bytes"
+	"reflect"
 	"slices"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/sendhooks/sendhooks"
 )
@@ -115,7 +113,8 @@ func eventAttempt(ev sendhooks.StatusEvent) int {
 // changed. Applying the same events in any order, any number of times,
 // gives the same hook.
 func (h *Hook) Apply(ev Event) bool {
-	before, _ := bson.Marshal(h)
+	before := *h
+	before.Attempts = slices.Clone(h.Attempts)
 	if h.ID == "" {
 		h.ID, h.IDCopy = ev.Key(), ev.Key()
 		h.StatusAttempt = eventAttempt(ev.StatusEvent) - 1 // so that the first event sets the status
@@ -151,8 +150,9 @@ func (h *Hook) Apply(ev Event) bool {
 	if ev.Attempt > 0 {
 		h.mergeAttempt(ev.StatusEvent)
 	}
-	after, _ := bson.Marshal(h)
-	return !bytes.Equal(before, after)
+	// The fields change by being set anew, never in place (times are
+	// replaced, not edited), so comparing with the copy sees every change.
+	return !reflect.DeepEqual(before, *h)
 }
 
 // mergeAttempt records the attempt an event reports, keeping the attempts

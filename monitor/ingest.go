@@ -45,7 +45,7 @@ func NewIngester(rdb *redis.Client, store Store, metrics *Metrics, log *slog.Log
 	return &Ingester{
 		rdb: rdb, store: store, metrics: metrics, log: log,
 		stream: stream, group: group, consumer: consumer,
-		BatchSize:    256,
+		BatchSize:    512,
 		Block:        2 * time.Second,
 		ClaimIdle:    time.Minute,
 		ClaimEvery:   30 * time.Second,

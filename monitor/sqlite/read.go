@@ -194,18 +194,20 @@ func position(w *where, q monitor.ListQuery) {
 	}
 }
 
-// candidates is the SQL of the (created, id) of the first n hooks, in list
-// order (reversed for a Newer query), that the statuses, the created range
-// and the cursor select: each status walks hooks_status, or with no status
-// filter hooks_created, so the query reads at most n index entries per
-// status.
-func candidates(q monitor.ListQuery, n int) (string, []any) {
+// candidates is the SQL of the (created, id, delivered, external_id,
+// url) of the hooks at [offset, offset + n) in list order (reversed for a
+// Newer query) that the statuses, the created range and the cursor select.
+// Each status walks hooks_status, or with no status filter hooks_created;
+// both indexes hold every column selected, so the query reads index
+// entries only: offset + n of them per status.
+func candidates(q monitor.ListQuery, n, offset int) (string, []any) {
 	dir := "DESC"
 	if q.Newer != nil {
 		dir = "ASC"
 	}
 	order := " ORDER BY created " + dir + ", id " + dir
-	one := func(status sendhooks.Status) (string, []any) {
+	const cols = "SELECT created, id, delivered, external_id, url FROM hooks INDEXED BY "
+	one := func(status sendhooks.Status, limit string, args ...any) (string, []any) {
 		w := where{}
 		index := "hooks_created"
 		if status != "" {
@@ -213,23 +215,23 @@ func candidates(q monitor.ListQuery, n int) (string, []any) {
 			w.add("status = ?", string(status))
 		}
 		position(&w, q)
-		return "SELECT created, id FROM hooks INDEXED BY " + index + w.String() + order + " LIMIT ?", append(w.args, n)
+		return cols + index + w.String() + order + limit, append(w.args, args...)
 	}
 	if len(q.Statuses) <= 1 {
 		var st sendhooks.Status
 		if len(q.Statuses) == 1 {
 			st = q.Statuses[0]
 		}
-		return one(st)
+		return one(st, " LIMIT ? OFFSET ?", n, offset)
 	}
 	var parts []string
 	var args []any
 	for _, st := range q.Statuses {
-		sql, a := one(st)
+		sql, a := one(st, " LIMIT ?", offset+n)
 		parts = append(parts, "SELECT * FROM ("+sql+")")
 		args = append(args, a...)
 	}
-	return "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ")" + order + " LIMIT ?", append(args, n)
+	return "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ")" + order + " LIMIT ? OFFSET ?", append(args, n, offset)
 }
 
 // indexed answers a list whose filters an index serves: it reads
@@ -239,13 +241,13 @@ func (s *Store) indexed(ctx context.Context, q monitor.ListQuery) (monitor.Page,
 	if q.Older != nil || q.Newer != nil {
 		offset = 0
 	}
-	cand, args := candidates(q, offset+q.Limit+1)
+	cand, args := candidates(q, q.Limit+1, offset)
 	dir := "DESC"
 	if q.Newer != nil {
 		dir = "ASC"
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT h.doc FROM (`+cand+`) c JOIN hooks h ON h.id = c.id
-ORDER BY c.created `+dir+`, c.id `+dir+` LIMIT ? OFFSET ?`, append(args, q.Limit+1, offset)...)
+ORDER BY c.created `+dir+`, c.id `+dir, args...)
 	if err != nil {
 		return monitor.Page{}, fmt.Errorf("list hooks: %w", err)
 	}
@@ -295,29 +297,35 @@ func (s *Store) windowed(ctx context.Context, q monitor.ListQuery) (monitor.Page
 	if q.Older != nil || q.Newer != nil {
 		offset = 0
 	}
-	cand, args := candidates(q, monitor.SearchWindow)
+	cand, args := candidates(q, monitor.SearchWindow, 0)
 	rest := where{}
 	if q.Search != "" {
 		needle := monitor.FoldASCII(q.Search)
-		rest.add("(instr(lower(h.external_id), ?) > 0 OR instr(lower(h.url), ?) > 0)", needle, needle)
+		rest.add("(instr(lower(external_id), ?) > 0 OR instr(lower(url), ?) > 0)", needle, needle)
 	}
 	if !q.DeliveredFrom.IsZero() {
-		rest.add("h.delivered >= ?", ms(q.DeliveredFrom))
+		rest.add("delivered >= ?", ms(q.DeliveredFrom))
 	}
 	if !q.DeliveredTo.IsZero() {
-		rest.add("h.delivered <= ?", ms(q.DeliveredTo))
+		rest.add("delivered <= ?", ms(q.DeliveredTo))
+	}
+	far := "min"
+	if q.Newer != nil {
+		far = "max"
 	}
 	dir := "DESC"
 	if q.Newer != nil {
 		dir = "ASC"
 	}
-	// One statement reads the window once: the page, the count of matches
-	// in the window, and the window's size and far end.
+	// One statement reads the window once, from the index alone: the
+	// page, the count of matches in the window, and the window's size and
+	// far end; only the page's hooks are read from the table.
 	query := `WITH c AS MATERIALIZED (` + cand + `),
-m AS MATERIALIZED (SELECT c.created, c.id FROM c JOIN hooks h ON h.id = c.id` + rest.String() + `)
+m AS MATERIALIZED (SELECT created, id FROM c` + rest.String() + `),
+e AS (SELECT ` + far + `(created) AS created FROM c)
 SELECT h.doc, NULL, NULL, NULL FROM (SELECT * FROM m ORDER BY created ` + dir + `, id ` + dir + ` LIMIT ? OFFSET ?) p JOIN hooks h ON h.id = p.id
 UNION ALL SELECT NULL, (SELECT count(*) FROM m), (SELECT count(*) FROM c), NULL
-UNION ALL SELECT NULL, NULL, created, id FROM (SELECT created, id FROM c ORDER BY created ` + flip(dir) + `, id ` + flip(dir) + ` LIMIT 1)`
+UNION ALL SELECT NULL, NULL, e.created, (SELECT ` + far + `(id) FROM c WHERE c.created = e.created) FROM e WHERE e.created IS NOT NULL`
 	rows, err := s.r.QueryContext(ctx, query, append(append(args, rest.args...), q.Limit+1, offset)...)
 	if err != nil {
 		return monitor.Page{}, fmt.Errorf("search hooks: %w", err)
@@ -371,13 +379,6 @@ UNION ALL SELECT NULL, NULL, created, id FROM (SELECT created, id FROM c ORDER B
 	return page, nil
 }
 
-func flip(dir string) string {
-	if dir == "DESC" {
-		return "ASC"
-	}
-	return "DESC"
-}
-
 // count counts the hooks a filter of statuses and a created range selects:
 // whole hours and minutes from the rollups, the rest of a minute at each
 // end from hooks_status or hooks_created (monitor.CountSegments).
@@ -411,13 +412,19 @@ func (s *Store) count(ctx context.Context, f monitor.Filter) (int64, error) {
 }
 
 // Stats reads the rollups of the query's range (a range of the rollups'
-// primary key per kind) and assembles the statistics.
+// primary key per kind), summing the hourly URL and latency counters of
+// the range in SQL, and assembles the statistics.
 func (s *Store) Stats(ctx context.Context, q monitor.StatsQuery) (monitor.Stats, error) {
 	var rows []monitor.RollupRow
 	for _, kind := range []monitor.RollupKind{q.CountKind(), monitor.RollupEndpoint, monitor.RollupLatency} {
 		from, to := q.RollupRange(kind.Width())
-		res, err := s.r.QueryContext(ctx, `SELECT bucket, status, url, bin, n FROM rollups WHERE kind = ? AND bucket >= ? AND bucket <= ?`,
-			string(kind), ms(from), ms(to))
+		query := `SELECT bucket, status, url, bin, n FROM rollups WHERE kind = ?1 AND bucket >= ?2 AND bucket <= ?3`
+		if kind != q.CountKind() {
+			// Only the sums over the range count: one row per URL and
+			// status, or per bin, dated at the range's first bucket.
+			query = `SELECT ?2, status, url, bin, sum(n) FROM rollups WHERE kind = ?1 AND bucket >= ?2 AND bucket <= ?3 GROUP BY status, url, bin`
+		}
+		res, err := s.r.QueryContext(ctx, query, string(kind), ms(from), ms(to))
 		if err != nil {
 			return monitor.Stats{}, fmt.Errorf("read %s rollups: %w", kind, err)
 		}

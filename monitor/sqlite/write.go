@@ -59,10 +59,10 @@ func (s *Store) Apply(ctx context.Context, events []monitor.Event) error {
 				delta.Change(old, h)
 			}
 		}
-		if err := upsertHooks(ctx, tx, changed); err != nil {
+		if err := s.upsertHooks(ctx, tx, changed); err != nil {
 			return err
 		}
-		return addRollups(ctx, tx, delta)
+		return s.addRollups(ctx, tx, delta)
 	})
 }
 
@@ -112,15 +112,11 @@ ON CONFLICT (id) DO UPDATE SET created = excluded.created, status = excluded.sta
 	delivered = excluded.delivered, url = excluded.url, external_id = excluded.external_id,
 	message_id = excluded.message_id, doc = excluded.doc`
 
-func upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
+func (s *Store) upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
 	if len(hooks) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, upsertSQL)
-	if err != nil {
-		return fmt.Errorf("prepare the hook write: %w", err)
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, s.upsert)
 	for _, h := range hooks {
 		r, err := rowOf(h)
 		if err != nil {
@@ -133,23 +129,19 @@ func upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
 	return nil
 }
 
+const (
+	addRollupSQL = `INSERT INTO rollups (kind, bucket, status, url, bin, n) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, bucket, status, url, bin) DO UPDATE SET n = n + excluded.n`
+	dropRollupSQL = `DELETE FROM rollups WHERE kind = ? AND bucket = ? AND status = ? AND url = ? AND bin = ? AND n <= 0`
+)
+
 // addRollups adds delta to the rollups and removes the counters it brings
 // to zero.
-func addRollups(ctx context.Context, tx *sql.Tx, delta monitor.RollupDelta) error {
+func (s *Store) addRollups(ctx context.Context, tx *sql.Tx, delta monitor.RollupDelta) error {
 	if len(delta) == 0 {
 		return nil
 	}
-	add, err := tx.PrepareContext(ctx, `INSERT INTO rollups (kind, bucket, status, url, bin, n) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (kind, bucket, status, url, bin) DO UPDATE SET n = n + excluded.n`)
-	if err != nil {
-		return fmt.Errorf("prepare the rollup write: %w", err)
-	}
-	defer add.Close()
-	drop, err := tx.PrepareContext(ctx, `DELETE FROM rollups WHERE kind = ? AND bucket = ? AND status = ? AND url = ? AND bin = ? AND n <= 0`)
-	if err != nil {
-		return fmt.Errorf("prepare the rollup cleanup: %w", err)
-	}
-	defer drop.Close()
+	add, drop := tx.StmtContext(ctx, s.addRollup), tx.StmtContext(ctx, s.dropRollup)
 	for k, n := range delta {
 		args := []any{string(k.Kind), ms(k.Bucket), string(k.Status), k.URL, k.Bin}
 		if _, err := add.ExecContext(ctx, append(args, n)...); err != nil {
@@ -190,7 +182,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 			}
 		}
 		n = len(hooks)
-		return addRollups(ctx, tx, delta)
+		return s.addRollups(ctx, tx, delta)
 	})
 	if err != nil {
 		return 0, err
@@ -268,6 +260,6 @@ func (s *Store) update(ctx context.Context, id string, change func(*monitor.Hook
 			return nil
 		}
 		h.Version++
-		return upsertHooks(ctx, tx, []*monitor.Hook{h})
+		return s.upsertHooks(ctx, tx, []*monitor.Hook{h})
 	})
 }
