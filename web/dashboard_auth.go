@@ -212,8 +212,27 @@ func sessionOf(c echo.Context) session {
 }
 
 // safeNext is where to go after signing in: a path on this site, else /.
+//
+// It judges next as a browser will read it, since that is where the
+// browser goes: the WHATWG URL parser drops every ASCII tab, CR and LF and
+// reads a backslash as a slash, so "/\t/evil.example" and "/\\evil.example"
+// both lead to //evil.example, another host. What it returns has the tabs
+// and line breaks dropped, so the Location header says what the browser
+// will do.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	next = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, next)
+	asBrowser := strings.ReplaceAll(next, "\\", "/")
+	if !strings.HasPrefix(asBrowser, "/") || strings.HasPrefix(asBrowser, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "/"
+	}
+	u, err := url.Parse(asBrowser)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next
