@@ -33,6 +33,14 @@ import (
 	"github.com/sendhooks/sendhooks/web"
 )
 
+// Where the stack listens by default (sendhooks-dev's flags): on loopback
+// only, since it has no login and its engine may reach private networks.
+const (
+	DefaultRedisAddr     = "127.0.0.1:6379"
+	DefaultAPIAddr       = "127.0.0.1:5002"
+	DefaultDashboardAddr = "127.0.0.1:3000"
+)
+
 // Options says where the stack listens and what it runs on.
 type Options struct {
 	RedisAddr string // where the embedded Redis listens
@@ -109,10 +117,12 @@ func Run(ctx context.Context, o Options) error {
 			monitor.Listener{Name: "dashboard", Listener: dashLn, Handler: dashboard})
 	})
 
-	printBanner(o.Banner, bannerInfo{
+	info := bannerInfo{
 		api: apiLn.Addr().String(), dashboard: dashLn.Addr().String(), redis: redisOpts.Addr, mongo: mongoURI,
 		embeddedRedis: o.RedisURL == "", embeddedMongo: o.MongoURI == "",
-	})
+	}
+	info.exposed = exposed(info)
+	printBanner(o.Banner, info)
 	if o.Demo {
 		wg.Go(func() { demo.sendSamples(ctx) })
 	}
