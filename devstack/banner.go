@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"text/template"
 )
@@ -11,11 +12,51 @@ import (
 type bannerInfo struct {
 	api, dashboard, redis, store string
 	embeddedRedis, embeddedStore bool
+	exposed                      []exposure // listeners other machines can reach
+}
+
+// exposure is a listener of the stack on an address other machines can
+// reach.
+type exposure struct {
+	Part, Addr, Flag string
+}
+
+// exposed lists the stack's listeners whose bound address is not a
+// loopback one. A real Redis given by -redis-url is the user's own.
+func exposed(b bannerInfo) []exposure {
+	var e []exposure
+	if !isLoopback(b.api) {
+		e = append(e, exposure{"API", b.api, "-api-addr"})
+	}
+	if !isLoopback(b.dashboard) {
+		e = append(e, exposure{"Dashboard", b.dashboard, "-dashboard-addr"})
+	}
+	if b.embeddedRedis && !isLoopback(b.redis) {
+		e = append(e, exposure{"Redis", b.redis, "-redis-addr"})
+	}
+	return e
+}
+
+// isLoopback says whether a listener's bound address (ip:port) is only
+// reachable from this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
 Sendhooks is running (dev stack: engine + monitor in one process)
-
+{{if .Exposed}}
+  WARNING: reachable from the network, without login:
+{{range .Exposed}}    {{printf "%-10s" .Part}} {{.Addr}}  ({{.Flag}})
+{{end}}  Anyone who can reach these can read and retry every webhook, and have the engine, which may
+  reach private networks here, send requests to any address. Keep the 127.0.0.1 defaults unless
+  this machine's network is yours alone.
+{{end}}
   Dashboard   {{.Dashboard}}  (open: no login in the dev stack)
   API         {{.API}}/api/sendhooks/v1/hooks
   Redis       {{.Redis}}{{if .EmbeddedRedis}}  (embedded, in memory: nothing survives a restart){{end}}
@@ -28,7 +69,7 @@ Send a first webhook, signed, to the built-in demo receiver:
 
 or without redis-cli:
 
-  curl -X POST {{.API}}/demo/send -d '{"url":"{{.API}}/demo/receiver/flaky","webhookId":"hello-2","data":{"hello":"again"},"secretHash":"{{.Secret}}"}'
+  curl -X POST {{.API}}/demo/send -H 'Content-Type: application/json' -d '{"url":"{{.API}}/demo/receiver/flaky","webhookId":"hello-2","data":{"hello":"again"},"secretHash":"{{.Secret}}"}'
 
 then see it on {{.Dashboard}} or:  curl {{.API}}/api/sendhooks/v1/hooks
 Receivers: /demo/receiver/ok, /demo/receiver/flaky (fails twice), /demo/receiver/fail (always).
@@ -51,6 +92,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 		"EmbeddedStore": b.embeddedStore,
 		"Schedule":      strings.Join(schedule, ", "),
 		"Secret":        DemoSecret,
+		"Exposed":       b.exposed,
 	})
 	if err != nil {
 		fmt.Fprintln(w, "sendhooks-dev: print banner:", err)

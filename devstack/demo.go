@@ -16,6 +16,7 @@ import (
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/engine"
+	"github.com/sendhooks/sendhooks/web"
 )
 
 // DemoSecret signs the sample webhooks; the demo receiver checks it.
@@ -60,7 +61,10 @@ func loopbackAddr(addr string) string {
 func (d *demo) wrap(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /demo/receiver/{behaviour}", d.receive)
-	mux.HandleFunc("POST /demo/send", d.send)
+	// Any page the developer visits could post a job here (a form needs
+	// no CORS preflight) and have the engine reach this machine's
+	// network: only requests of this origin, or of no browser, pass.
+	mux.Handle("POST /demo/send", web.RefuseCrossSite(http.HandlerFunc(d.send), nil))
 	mux.Handle("/", api)
 	return mux
 }

@@ -32,6 +32,14 @@ import (
 	"github.com/sendhooks/sendhooks/web"
 )
 
+// Where the stack listens by default (sendhooks-dev's flags): on loopback
+// only, since it has no login and its engine may reach private networks.
+const (
+	DefaultRedisAddr     = "127.0.0.1:6379"
+	DefaultAPIAddr       = "127.0.0.1:5002"
+	DefaultDashboardAddr = "127.0.0.1:3000"
+)
+
 // Options says where the stack listens and what it runs on.
 type Options struct {
 	RedisAddr string // where the embedded Redis listens
@@ -102,10 +110,12 @@ func Run(ctx context.Context, o Options) error {
 			monitor.Listener{Name: "dashboard", Listener: dashLn, Handler: dashboard})
 	})
 
-	printBanner(o.Banner, bannerInfo{
+	info := bannerInfo{
 		api: apiLn.Addr().String(), dashboard: dashLn.Addr().String(), redis: redisOpts.Addr, store: storeName,
 		embeddedRedis: o.RedisURL == "", embeddedStore: o.MongoURI == "",
-	})
+	}
+	info.exposed = exposed(info)
+	printBanner(o.Banner, info)
 	if o.Demo {
 		wg.Go(func() { demo.sendSamples(ctx) })
 	}

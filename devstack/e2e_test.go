@@ -33,12 +33,12 @@ type stack struct {
 }
 
 // startStack runs the dev stack on its default store, SQLite.
-func startStack(t *testing.T) *stack { return runStack(t, nil) }
+func startStack(t *testing.T) *stack { return runStackOn(t, nil) }
 
 // startStackOnMongo runs the dev stack with -mongodb-uri.
-func startStackOnMongo(t *testing.T) *stack { return runStack(t, mongotest.Start(t)) }
+func startStackOnMongo(t *testing.T) *stack { return runStackOn(t, mongotest.Start(t)) }
 
-func runStack(t *testing.T, ms *mongotest.Server) *stack {
+func runStackOn(t *testing.T, ms *mongotest.Server) *stack {
 	t.Helper()
 	srv := redistest.Start(t)
 	o := Options{

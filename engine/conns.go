@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -20,8 +21,9 @@ type conn struct {
 	key       string   // the pool's key: scheme and dial address
 	br        *bufio.Reader
 	bw        *bufio.Writer
-	reused    bool      // it has carried a request before this one
-	idleSince time.Time // when it went back to the pool
+	head      *headLimit // bounds what br reads while an answer's head is read
+	reused    bool       // it has carried a request before this one
+	idleSince time.Time  // when it went back to the pool
 }
 
 // connPool keeps idle connections by receiver, up to a bound in all and
@@ -95,7 +97,43 @@ func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*
 		}
 		nc = tc
 	}
-	return &conn{Conn: nc, raw: raw, key: t.key, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	head := &headLimit{r: nc, left: -1}
+	return &conn{Conn: nc, raw: raw, key: t.key, head: head, br: bufio.NewReaderSize(head, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+}
+
+// maxAnswerHead bounds the status line and headers of a receiver's answer
+// (informational answers included): http.ReadResponse reads a head of
+// any length into memory, so a receiver streaming headers without end
+// would hold a worker until the request timeout and grow its memory.
+const maxAnswerHead = 64 << 10
+
+// errAnswerHeadTooLarge fails an attempt whose answer's head exceeds
+// maxAnswerHead.
+var errAnswerHeadTooLarge = fmt.Errorf("the receiver's answer exceeds the %d KiB limit on its status line and headers", maxAnswerHead>>10)
+
+// headLimit lets a connection's reader take at most left bytes, then
+// fails with errAnswerHeadTooLarge; left < 0 is no limit. The worker
+// using the connection sets it around reading an answer's head: the
+// buffered reader over it then never holds more of the connection than
+// that.
+type headLimit struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return l.r.Read(p)
+	}
+	if l.left == 0 {
+		return 0, errAnswerHeadTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // put hands back a connection whose last answer was read to its end.

@@ -183,6 +183,9 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 	defer stop()
 
 	sent := d.send(c, t, sig, res.started)
+	// A kept connection's reader holds nothing (put checks), so the limit
+	// counts the answer's head from its first byte.
+	c.head.left = maxAnswerHead
 	_, peekErr := c.br.Peek(1) // the answer has begun, or the connection failed
 	writeErr := sent()
 	if peekErr != nil {
@@ -194,10 +197,17 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 		return err
 	}
 	resp, err := readFinalResponse(c.br)
+	if err != nil && c.head.left == 0 {
+		// The head was cut off at the limit (whatever error the parser made
+		// of that): the connection cannot carry another request.
+		_ = c.Close()
+		return errAnswerHeadTooLarge
+	}
 	if err != nil {
 		_ = c.Close()
 		return fmt.Errorf("read the receiver's answer: %w", err)
 	}
+	c.head.left = -1 // the body is bounded by readCapped
 	res.statusCode = resp.StatusCode
 	var complete bool
 	res.response, complete = readCapped(resp.Body)

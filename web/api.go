@@ -23,7 +23,8 @@ const APIPrefix = "/api/sendhooks/v1"
 // APIConfig configures the API server.
 type APIConfig struct {
 	// AllowedOrigins may call the API from a browser; none when empty.
-	// "*" allows every origin.
+	// "*" allows every origin to read; a request that changes state from
+	// a page of another site needs its origin named (see RefuseCrossSite).
 	AllowedOrigins []string
 	// Token, when set, must be sent as "Authorization: Bearer <Token>" on
 	// every route but /healthz and /readyz.
@@ -43,6 +44,7 @@ type api struct {
 	store   monitor.Store
 	retrier *monitor.Retrier
 	cfg     APIConfig
+	origins originPolicy
 }
 
 // NewAPI returns the JSON API server over store, retrying with retrier.
@@ -53,7 +55,7 @@ func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &api{store: store, retrier: retrier, cfg: cfg}
+	a := &api{store: store, retrier: retrier, cfg: cfg, origins: newOriginPolicy(cfg.AllowedOrigins)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
@@ -62,7 +64,7 @@ func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.
 		c := cors.New(cors.Options{
 			AllowedOrigins: cfg.AllowedOrigins,
 			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
+			AllowedHeaders: []string{"Authorization", "Content-Type", RequestHeader},
 			MaxAge:         600,
 		})
 		e.Pre(echo.WrapMiddleware(c.Handler))
@@ -75,7 +77,8 @@ func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})), auth)
 	}
-	g := e.Group(APIPrefix, auth)
+	// The token first, so that a request without it learns only that.
+	g := e.Group(APIPrefix, auth, a.refuseCrossSite)
 	g.GET("/hooks", a.listHooks)
 	g.GET("/hooks/:id", a.getHook)
 	g.POST("/hooks/:id/retry", a.retryHook)

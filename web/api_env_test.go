@@ -76,7 +76,8 @@ func (a *testAPI) seed(t *testing.T, evs ...sendhooks.StatusEvent) {
 }
 
 // do sends a request (with the token, if any) and returns the status
-// and body.
+// and body. A POST carries the header the API requires of a request
+// without a body, as a client of the API sends it.
 func (a *testAPI) do(t *testing.T, method, path string, header http.Header) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, a.srv.URL+path, nil)
@@ -85,6 +86,9 @@ func (a *testAPI) do(t *testing.T, method, path string, header http.Header) (int
 	}
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	if method == http.MethodPost {
+		req.Header.Set(RequestHeader, "1")
 	}
 	for k, v := range header {
 		req.Header[k] = v

@@ -9,9 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,17 +38,9 @@ type session struct {
 	Expires int64  `json:"e"`
 }
 
-// Failed sign-ins allowed per window before the form refuses more, so
-// that a password cannot be guessed at network speed.
-const (
-	maxFailedLogins   = 10
-	failedLoginWindow = time.Minute
-)
-
 // sessions issues and checks the session cookies.
 type sessions struct {
-	mu       sync.Mutex
-	failures []time.Time // failed sign-ins within failedLoginWindow
+	throttle *loginThrottle
 
 	user, password [sha256.Size]byte
 	required       bool
@@ -69,6 +59,7 @@ func newSessions(cfg DashboardConfig) *sessions {
 		secure:   cfg.Secure,
 		cookie:   "sendhooks_session",
 		now:      cfg.Now,
+		throttle: newLoginThrottle(cfg.Now),
 	}
 	if cfg.Secure {
 		s.cookie = "__Host-sendhooks_session" // bound to this host, HTTPS, path /
@@ -79,25 +70,15 @@ func newSessions(cfg DashboardConfig) *sessions {
 // enabled says whether pages need a signed-in session.
 func (s *sessions) enabled() bool { return s.required }
 
-// check compares credentials in constant time and counts failures.
-func (s *sessions) check(user, password string) bool {
+// check compares credentials in constant time and counts a failure
+// against client (see clientOf).
+func (s *sessions) check(client, user, password string) bool {
 	u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
 	ok := subtle.ConstantTimeCompare(u[:], s.user[:])&subtle.ConstantTimeCompare(p[:], s.password[:]) == 1
 	if !ok {
-		s.mu.Lock()
-		s.failures = append(s.failures, s.now())
-		s.mu.Unlock()
+		s.throttle.fail(client)
 	}
 	return ok
-}
-
-// throttled says whether too many sign-ins failed lately to try another.
-func (s *sessions) throttled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cutoff := s.now().Add(-failedLoginWindow)
-	s.failures = slices.DeleteFunc(s.failures, func(t time.Time) bool { return t.Before(cutoff) })
-	return len(s.failures) >= maxFailedLogins
 }
 
 // mac signs a message with the session secret under a purpose.
@@ -212,8 +193,27 @@ func sessionOf(c echo.Context) session {
 }
 
 // safeNext is where to go after signing in: a path on this site, else /.
+//
+// It judges next as a browser will read it, since that is where the
+// browser goes: the WHATWG URL parser drops every ASCII tab, CR and LF and
+// reads a backslash as a slash, so "/\t/evil.example" and "/\\evil.example"
+// both lead to //evil.example, another host. What it returns has the tabs
+// and line breaks dropped, so the Location header says what the browser
+// will do.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	next = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, next)
+	asBrowser := strings.ReplaceAll(next, "\\", "/")
+	if !strings.HasPrefix(asBrowser, "/") || strings.HasPrefix(asBrowser, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "/"
+	}
+	u, err := url.Parse(asBrowser)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next
@@ -236,11 +236,12 @@ func (d *dashboard) login(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, next)
 	}
 	user := c.FormValue("user")
-	if d.auth.throttled() {
+	client := clientOf(c.Request())
+	if d.auth.throttle.throttled(client) {
 		return render(c, http.StatusTooManyRequests, login.Page(d.page(c, "Sign in", ""),
 			login.Data{User: user, Next: next, Problem: "Too many failed sign-ins; wait a minute and try again."}))
 	}
-	if !d.auth.check(user, c.FormValue("password")) {
+	if !d.auth.check(client, user, c.FormValue("password")) {
 		return render(c, http.StatusUnauthorized, login.Page(d.page(c, "Sign in", ""),
 			login.Data{User: user, Next: next, Problem: "Wrong user or password."}))
 	}

@@ -5,8 +5,11 @@
 //
 // Usage:
 //
-//	go run ./cmd/sendhooks-dev [-demo] [-redis-addr 127.0.0.1:6379] [-api-addr :5002]
-//	    [-dashboard-addr :3000] [-data-dir ./.sendhooks] [-redis-url URL] [-mongodb-uri URI]
+//	go run ./cmd/sendhooks-dev [-demo] [-redis-addr 127.0.0.1:6379] [-api-addr 127.0.0.1:5002]
+//	    [-dashboard-addr 127.0.0.1:3000] [-data-dir ./.sendhooks] [-redis-url URL] [-mongodb-uri URI]
+//
+// It has no login, so it listens on loopback unless a flag says otherwise,
+// and its banner then warns.
 package main
 
 import (
@@ -23,9 +26,9 @@ import (
 
 func main() {
 	var o devstack.Options
-	flag.StringVar(&o.RedisAddr, "redis-addr", "127.0.0.1:6379", "where the embedded Redis listens")
-	flag.StringVar(&o.APIAddr, "api-addr", ":5002", "where the JSON API (and the demo receiver, under /demo/) listens")
-	flag.StringVar(&o.DashboardAddr, "dashboard-addr", ":3000", "where the dashboard listens")
+	flag.StringVar(&o.RedisAddr, "redis-addr", devstack.DefaultRedisAddr, "where the embedded Redis listens")
+	flag.StringVar(&o.APIAddr, "api-addr", devstack.DefaultAPIAddr, "where the JSON API (and the demo receiver, under /demo/) listens; :5002 is every interface, without login")
+	flag.StringVar(&o.DashboardAddr, "dashboard-addr", devstack.DefaultDashboardAddr, "where the dashboard listens; :3000 is every interface, without login")
 	flag.StringVar(&o.DataDir, "data-dir", "./.sendhooks", "where the monitor keeps its SQLite file (monitor.db)")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "use this Redis (redis://[:password@]host:port/db) instead of the embedded one")
 	flag.StringVar(&o.MongoURI, "mongodb-uri", "", "use this MongoDB (mongodb://host:port/db) instead of the embedded one")
