@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sendhooks/sendhooks/monitor"
 )
 
 // crossSiteAttack is a request shaped as a browser sends it when a page
@@ -97,6 +100,15 @@ func TestSecurityAPICrossSite(t *testing.T) {
 			want := int64(0)
 			for _, r := range routes {
 				for _, ok := range allowed {
+					// Each request retries the same hooks again: take back
+					// the retry marks the request before left on them.
+					hooks, err := monitor.Collect(context.Background(), a.store, monitor.Filter{}, 1000)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range hooks {
+						unmarkRetry(t, a.store, h.ID)
+					}
 					status, body := post(r.path, ok.header, ok.body)
 					want += int64(r.queues)
 					if status != http.StatusAccepted {
