@@ -3,7 +3,6 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -291,7 +290,12 @@ func shape(hooks []monitor.Hook, q monitor.ListQuery, offset int) monitor.Page {
 // windowed answers a list with a filter no index serves in list order (a
 // substring search, a delivered range): it looks through the newest
 // SearchWindow hooks that the indexed filters select after the cursor,
-// and says when it reached that window's end.
+// reading index entries only (hooks_created and hooks_status hold the
+// columns tested), and says when it reached that window's end.
+//
+// The page streams: the window's entries are read in list order until
+// the page is full. The count, when asked for, reads the whole window
+// once; the window's far end is found by skipping through the index.
 func (s *Store) windowed(ctx context.Context, q monitor.ListQuery) (monitor.Page, error) {
 	offset := q.Offset
 	if q.Older != nil || q.Newer != nil {
@@ -309,72 +313,47 @@ func (s *Store) windowed(ctx context.Context, q monitor.ListQuery) (monitor.Page
 	if !q.DeliveredTo.IsZero() {
 		rest.add("delivered <= ?", ms(q.DeliveredTo))
 	}
-	far := "min"
-	if q.Newer != nil {
-		far = "max"
-	}
 	dir := "DESC"
 	if q.Newer != nil {
 		dir = "ASC"
 	}
-	// One statement reads the window once, from the index alone: the
-	// page, the count of matches in the window, and the window's size and
-	// far end; only the page's hooks are read from the table.
-	query := `WITH c AS MATERIALIZED (` + cand + `),
-m AS MATERIALIZED (SELECT created, id FROM c` + rest.String() + `),
-e AS (SELECT ` + far + `(created) AS created FROM c)
-SELECT h.doc, NULL, NULL, NULL FROM (SELECT * FROM m ORDER BY created ` + dir + `, id ` + dir + ` LIMIT ? OFFSET ?) p JOIN hooks h ON h.id = p.id
-UNION ALL SELECT NULL, (SELECT count(*) FROM m), (SELECT count(*) FROM c), NULL
-UNION ALL SELECT NULL, NULL, e.created, (SELECT ` + far + `(id) FROM c WHERE c.created = e.created) FROM e WHERE e.created IS NOT NULL`
-	rows, err := s.r.QueryContext(ctx, query, append(append(args, rest.args...), q.Limit+1, offset)...)
+	rows, err := s.r.QueryContext(ctx, `SELECT h.doc FROM (SELECT created, id FROM (`+cand+`)`+rest.String()+` LIMIT ? OFFSET ?) p
+JOIN hooks h ON h.id = p.id ORDER BY p.created `+dir+`, p.id `+dir, append(append(args, rest.args...), q.Limit+1, offset)...)
 	if err != nil {
 		return monitor.Page{}, fmt.Errorf("search hooks: %w", err)
 	}
-	defer rows.Close()
-	var (
-		hooks           []monitor.Hook
-		matches, window int64
-		farEnd          *monitor.Cursor
-		docs            [][]byte
-	)
-	for rows.Next() {
-		var (
-			doc   []byte
-			a, b  sql.NullInt64
-			farID sql.NullString
-		)
-		if err := rows.Scan(&doc, &a, &b, &farID); err != nil {
-			return monitor.Page{}, fmt.Errorf("read search results: %w", err)
-		}
-		switch {
-		case doc != nil:
-			docs = append(docs, doc)
-		case a.Valid:
-			matches, window = a.Int64, b.Int64
-		case farID.Valid:
-			farEnd = &monitor.Cursor{Created: time.UnixMilli(b.Int64).UTC(), ID: farID.String}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return monitor.Page{}, fmt.Errorf("read search results: %w", err)
-	}
-	for _, d := range docs {
-		h, err := decode(d)
-		if err != nil {
-			return monitor.Page{}, err
-		}
-		hooks = append(hooks, h)
+	hooks, err := scanDocs(rows)
+	if err != nil {
+		return monitor.Page{}, err
 	}
 	page := shape(hooks, q, offset)
+	if q.NoTotal && (page.Older != nil || q.Newer != nil) {
+		return page, nil
+	}
+	var matches, window int64
+	// The test comes before the window in the statement, and so do its
+	// arguments.
+	err = s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN `+strings.Join(rest.conds, " AND ")+` THEN 1 ELSE 0 END), 0) FROM (`+cand+`)`,
+		append(slices.Clone(rest.args), args...)...).Scan(&window, &matches)
+	if err != nil {
+		return monitor.Page{}, fmt.Errorf("count search results: %w", err)
+	}
 	full := window >= monitor.SearchWindow
 	if !q.NoTotal {
 		page.Total, page.TotalAtLeast = matches, full
 	}
-	// The window ended before the page found one hook more than it
-	// shows: older hooks may match, and the next page goes on from the
-	// window's end.
-	if full && page.Older == nil && q.Newer == nil && farEnd != nil {
-		page.Partial, page.Older = true, farEnd
+	// The window ended before the page found one hook more than it shows:
+	// older hooks may match, and the next page goes on from the window's
+	// far end.
+	if full && page.Older == nil && q.Newer == nil {
+		last, largs := candidates(q, 1, monitor.SearchWindow-1)
+		var c monitor.Cursor
+		var created int64
+		if err := s.r.QueryRowContext(ctx, `SELECT created, id FROM (`+last+`)`, largs...).Scan(&created, &c.ID); err != nil {
+			return monitor.Page{}, fmt.Errorf("find the end of the search window: %w", err)
+		}
+		c.Created = time.UnixMilli(created).UTC()
+		page.Partial, page.Older = true, &c
 	}
 	return page, nil
 }
