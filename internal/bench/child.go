@@ -61,17 +61,11 @@ func runEngine(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if path := os.Getenv(profileEnv); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	rdb, err := engine.NewRedisClient(cfg)
 	if err != nil {
 		return err
@@ -295,4 +289,22 @@ func (p *engineProcess) mallocs() (float64, error) {
 		return 0, fmt.Errorf("read the engine's metrics: %w", err)
 	}
 	return 0, fmt.Errorf("the engine's metrics have no go_memstats_mallocs_total")
+}
+
+// startProfile starts a CPU profile of the child into the file the
+// benchmark names in profileEnv, if any; stop ends and writes it.
+func startProfile() (stop func(), err error) {
+	path := os.Getenv(profileEnv)
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

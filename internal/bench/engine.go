@@ -115,7 +115,7 @@ func (b *engineBench) setup() engineSetup {
 
 // cleanup drops a run's keys so that runs do not pile up in Redis's memory.
 func (b *engineBench) cleanup(ctx context.Context, s engineSetup) {
-	b.rdb.Del(ctx, s.stream, s.statusStream(), s.stream+"-retry", s.stream+"-dead")
+	b.rdb.Del(ctx, s.stream, s.statusStream(), sendhooks.RetrySet(s.stream), sendhooks.DeadLetterStream(s.stream))
 }
 
 // throughput alternates bare-client and engine runs, so that both see the

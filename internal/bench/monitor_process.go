@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,17 +47,11 @@ func runMonitor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if path := os.Getenv(profileEnv); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	dash.Logger = log
 	store, err := stores.Open(cfg)
