@@ -16,7 +16,7 @@ import (
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/internal/redistest"
-	. "github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor"
 	"github.com/sendhooks/sendhooks/monitor/sqlite"
 )
 
@@ -29,7 +29,7 @@ const (
 type testEnv struct {
 	redis *redistest.Server
 	rdb   *redis.Client
-	store Store
+	store monitor.Store
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -50,10 +50,10 @@ func newTestEnv(t *testing.T) *testEnv {
 
 // startIngester runs an ingester as consumer until the test ends and
 // returns its metrics registry.
-func (e *testEnv) startIngester(t *testing.T, consumer string, tune func(*Ingester)) *prometheus.Registry {
+func (e *testEnv) startIngester(t *testing.T, consumer string, tune func(*monitor.Ingester)) *prometheus.Registry {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	in := NewIngester(e.rdb, e.store, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)), testStream, testGroup, consumer)
+	in := monitor.NewIngester(e.rdb, e.store, monitor.NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)), testStream, testGroup, consumer)
 	in.Block, in.Backoff, in.MaxBackoff = 100*time.Millisecond, 20*time.Millisecond, 200*time.Millisecond
 	in.WriteTimeout = 3 * time.Second
 	if tune != nil {
@@ -77,7 +77,7 @@ func (e *testEnv) add(t *testing.T, raw string) string {
 }
 
 // addEvents writes the events, as the engine would.
-func (e *testEnv) addEvents(t *testing.T, evs ...Event) {
+func (e *testEnv) addEvents(t *testing.T, evs ...monitor.Event) {
 	t.Helper()
 	for _, ev := range evs {
 		b, err := json.Marshal(ev.StatusEvent)
@@ -101,13 +101,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // hooks returns every stored hook by id.
-func (e *testEnv) hooks(t *testing.T) map[string]Hook {
+func (e *testEnv) hooks(t *testing.T) map[string]monitor.Hook {
 	t.Helper()
-	hs, err := Collect(context.Background(), e.store, Filter{}, 10_000)
+	hs, err := monitor.Collect(context.Background(), e.store, monitor.Filter{}, 10_000)
 	if err != nil {
 		return nil
 	}
-	m := make(map[string]Hook, len(hs))
+	m := make(map[string]monitor.Hook, len(hs))
 	for _, h := range hs {
 		m[h.ID] = h
 	}

@@ -10,21 +10,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
-	. "github.com/sendhooks/sendhooks/monitor"
+	"github.com/sendhooks/sendhooks/monitor"
 )
 
 func ptime(s string) *time.Time {
-	t := At(s).Time
+	t := monitor.At(s).Time
 	return &t
 }
 
 func TestIngestThreeSpellings(t *testing.T) {
 	e := newTestEnv(t)
 	reg := e.startIngester(t, "m1", nil)
-	for _, line := range FixtureLines(t) {
+	for _, line := range monitor.FixtureLines(t) {
 		e.add(t, string(line))
 	}
-	e.addEvents(t, AttemptEvent("1700000000000-0", 1, sendhooks.StatusRetrying), AttemptEvent("1700000000000-0", 2, sendhooks.StatusSuccess))
+	e.addEvents(t, monitor.AttemptEvent("1700000000000-0", 1, sendhooks.StatusRetrying), monitor.AttemptEvent("1700000000000-0", 2, sendhooks.StatusSuccess))
 
 	// The four hooks exist before the last event is applied: wait for every
 	// event written and acknowledged.
@@ -35,7 +35,7 @@ func TestIngestThreeSpellings(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("%d hooks stored, want 4", len(got))
 	}
-	want := map[string]Hook{
+	want := map[string]monitor.Hook{
 		"webhook-12345": {URL: "https://receiver.example/hook", Status: sendhooks.StatusSuccess,
 			Created: ptime("2024-05-24T23:06:16.053Z"), Delivered: ptime("2024-05-24T23:06:16.181Z"),
 			ExternalID: "webhook-12345", PayloadSize: 245, NumberOfTries: 1},
@@ -76,14 +76,14 @@ func sameTime(a, b *time.Time) bool {
 
 func TestIngestOutOfOrderAndDuplicateEvents(t *testing.T) {
 	e := newTestEnv(t)
-	e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 2 }) // several batches
+	e.startIngester(t, "m1", func(in *monitor.Ingester) { in.BatchSize = 2 }) // several batches
 	const sid = "1700000000001-0"
 	e.addEvents(t,
-		AttemptEvent(sid, 3, sendhooks.StatusFailed),
-		AttemptEvent(sid, 1, sendhooks.StatusRetrying),
-		AttemptEvent(sid, 3, sendhooks.StatusFailed),
-		AttemptEvent(sid, 2, sendhooks.StatusRetrying),
-		AttemptEvent(sid, 1, sendhooks.StatusRetrying),
+		monitor.AttemptEvent(sid, 3, sendhooks.StatusFailed),
+		monitor.AttemptEvent(sid, 1, sendhooks.StatusRetrying),
+		monitor.AttemptEvent(sid, 3, sendhooks.StatusFailed),
+		monitor.AttemptEvent(sid, 2, sendhooks.StatusRetrying),
+		monitor.AttemptEvent(sid, 1, sendhooks.StatusRetrying),
 	)
 	last := e.add(t, `{"webhookId":"sentinel","status":"success"}`)
 	eventually(t, 20*time.Second, "sentinel stored", func() bool { _, ok := e.hooks(t)["sentinel"]; return ok })
@@ -94,7 +94,7 @@ func TestIngestOutOfOrderAndDuplicateEvents(t *testing.T) {
 	}
 
 	// A retry by hand: attempts 4 (retrying) and 5 (success) arrive, 5 first.
-	e.addEvents(t, AttemptEvent(sid, 5, sendhooks.StatusSuccess), AttemptEvent(sid, 4, sendhooks.StatusRetrying))
+	e.addEvents(t, monitor.AttemptEvent(sid, 5, sendhooks.StatusSuccess), monitor.AttemptEvent(sid, 4, sendhooks.StatusRetrying))
 	eventually(t, 20*time.Second, "hand retry stored", func() bool { return len(e.hooks(t)[sid].Attempts) == 5 })
 	h = e.hooks(t)[sid]
 	if h.Status != sendhooks.StatusSuccess || h.NumberOfTries != 5 || h.Error != "" || h.Delivered == nil {
@@ -126,7 +126,7 @@ func TestIngestUnparsableEvents(t *testing.T) {
 func flow(t *testing.T, e *testEnv, from, to int) {
 	for i := from; i < to; i++ {
 		sid := fmt.Sprintf("1700000000%03d-0", i)
-		e.addEvents(t, AttemptEvent(sid, 1, sendhooks.StatusRetrying), AttemptEvent(sid, 2, sendhooks.StatusSuccess))
+		e.addEvents(t, monitor.AttemptEvent(sid, 1, sendhooks.StatusRetrying), monitor.AttemptEvent(sid, 2, sendhooks.StatusSuccess))
 	}
 }
 
@@ -176,7 +176,7 @@ func TestIngestResumesPendingAndClaimsStaleEvents(t *testing.T) {
 	}
 	// m1 comes back: it takes its own pending events first, and the dead
 	// consumer's once they are stale.
-	e.startIngester(t, "m1", func(in *Ingester) { in.ClaimIdle, in.ClaimEvery = 200*time.Millisecond, 100*time.Millisecond })
+	e.startIngester(t, "m1", func(in *monitor.Ingester) { in.ClaimIdle, in.ClaimEvery = 200*time.Millisecond, 100*time.Millisecond })
 	eventually(t, 30*time.Second, "all 6 jobs stored", flowDone(e, t, 6))
 	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
 	checkFlow(t, e, 6)
@@ -202,7 +202,7 @@ func TestIngestSurvivesRedisCrash(t *testing.T) {
 // acknowledged, and every other event of the flow is stored.
 func TestIngestSetsAsideEventsTheStoreRefuses(t *testing.T) {
 	e := newTestEnv(t)
-	reg := e.startIngester(t, "m1", func(in *Ingester) { in.BatchSize = 64 })
+	reg := e.startIngester(t, "m1", func(in *monitor.Ingester) { in.BatchSize = 64 })
 	flow(t, e, 0, 10)
 	huge := strings.Repeat("x", 1<<20)
 	poison := e.add(t, `{"webhookId":"`+huge+`","status":"failed","url":"http://127.0.0.1:9/p"}`)
