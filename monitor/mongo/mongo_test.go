@@ -16,9 +16,13 @@ import (
 // database of its own: on a fresh embedded FerretDB, or on the real
 // MongoDB of SENDHOOKS_TEST_MONGODB_URI when set.
 func TestConformance(t *testing.T) {
+	var opts storetest.Options
+	if os.Getenv(realMongoURI) == "" {
+		opts.NotAtomic = "the embedded FerretDB v1 (set " + realMongoURI + " to run them on a MongoDB)"
+	}
 	storetest.Run(t, func(t *testing.T) monitor.Store {
 		return openEmpty(t)
-	})
+	}, opts)
 }
 
 // openEmpty opens a store on an empty database, not set up.

@@ -59,35 +59,39 @@ func (s *Store) List(ctx context.Context, q monitor.ListQuery) (monitor.Page, er
 		return monitor.Page{}, fmt.Errorf("list hooks: %w", err)
 	}
 	base := fieldsFilter(q.Filter)
-	if q.Search == "" {
-		p, err := s.page(ctx, q, base, nil)
-		if err != nil || q.NoTotal {
-			return p, err
+	// A delivered range and a substring search have no index in the
+	// list's order: they are looked for within the search window.
+	var rest bson.D
+	if r := timeRange(q.DeliveredFrom, q.DeliveredTo); r != nil {
+		rest = append(rest, bson.E{Key: "delivered", Value: r})
+	}
+	if q.Search != "" {
+		exact, capped, err := s.exactMatches(ctx, q.Search)
+		if err != nil {
+			return monitor.Page{}, err
 		}
-		p.Total, p.TotalAtLeast, err = s.count(ctx, q.Filter, base)
+		// The other fields in Go: the exact matches are few. When none of
+		// them passes, the text is searched as a substring.
+		exact = slices.DeleteFunc(exact, func(h monitor.Hook) bool { return !q.MatchesFields(h) })
+		if len(exact) > 0 {
+			return exactPage(q, exact, capped), nil
+		}
+		// The text as a literal: QuoteMeta leaves no pattern in it.
+		// MongoDB's "i" folds the case of more than ASCII letters (SQLite's
+		// LIKE and monitor.SubstringMatch fold ASCII only), so a search
+		// with non-ASCII letters may find a few more hooks here.
+		re := bson.Regex{Pattern: regexp.QuoteMeta(q.Search), Options: "i"}
+		rest = append(rest, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "externalId", Value: re}},
+			bson.D{{Key: "url", Value: re}},
+		}})
+	}
+	p, err := s.page(ctx, q, base, rest)
+	if err != nil || q.NoTotal {
 		return p, err
 	}
-	exact, capped, err := s.exactMatches(ctx, q.Search)
-	if err != nil {
-		return monitor.Page{}, err
-	}
-	// The other fields in Go: the exact matches are few. When none of
-	// them passes, the text is searched as a substring.
-	exact = slices.DeleteFunc(exact, func(h monitor.Hook) bool { return !q.MatchesFields(h) })
-	if len(exact) > 0 {
-		return exactPage(q, exact, capped), nil
-	}
-	// The text as a literal: QuoteMeta leaves no pattern in it. MongoDB's
-	// "i" folds the case of more than ASCII letters (SQLite's LIKE and
-	// monitor.SubstringMatch fold ASCII only), so a search with non-ASCII
-	// letters may find a few more hooks here.
-	re := bson.Regex{Pattern: regexp.QuoteMeta(q.Search), Options: "i"}
-	search := bson.E{Key: "$or", Value: bson.A{
-		bson.D{{Key: "externalId", Value: re}},
-		bson.D{{Key: "url", Value: re}},
-	}}
-	p, err := s.page(ctx, q, base, &search)
-	if err != nil || q.NoTotal {
+	if rest == nil {
+		p.Total, err = s.count(ctx, q.Filter)
 		return p, err
 	}
 	// The total counts the matches in the window from the newest hook, so
@@ -96,19 +100,20 @@ func (s *Store) List(ctx context.Context, q monitor.ListQuery) (monitor.Page, er
 	if err != nil {
 		return p, err
 	}
-	f := and(base, bson.D{search})
+	f := and(base, rest)
 	if bound != nil {
 		f = and(f, notPast(*bound, false))
 	}
 	n, err := s.hooks.CountDocuments(ctx, f)
 	if err != nil {
-		return p, fmt.Errorf("count hooks matching %q: %w", q.Search, err)
+		return p, fmt.Errorf("count the hooks of the search window: %w", err)
 	}
 	p.Total, p.TotalAtLeast = n, p.TotalAtLeast || bound != nil
 	return p, nil
 }
 
-// fieldsFilter is the filter's fields other than the search, as a query.
+// fieldsFilter is the filter's fields that an index serves in the list's
+// order (statuses, the created range), as a query.
 // User input only ever appears as a value, never as a key or an operator.
 func fieldsFilter(f monitor.Filter) bson.D {
 	q := bson.D{}
@@ -128,9 +133,6 @@ func fieldsFilter(f monitor.Filter) bson.D {
 	}
 	if r := timeRange(f.CreatedFrom, f.CreatedTo); r != nil {
 		q = append(q, bson.E{Key: "created", Value: r})
-	}
-	if r := timeRange(f.DeliveredFrom, f.DeliveredTo); r != nil {
-		q = append(q, bson.E{Key: "delivered", Value: r})
 	}
 	return q
 }
@@ -199,9 +201,10 @@ func and(parts ...bson.D) bson.D {
 	return bson.D{{Key: "$and", Value: all}}
 }
 
-// page reads the page of q among the hooks base selects, narrowed by
-// search (a substring condition) within the search window when given.
-func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, search *bson.E) (monitor.Page, error) {
+// page reads the page of q among the hooks base selects, narrowed by rest
+// (a delivered range, a substring condition) within the search window
+// when given.
+func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, rest bson.D) (monitor.Page, error) {
 	var p monitor.Page
 	newer := q.Newer != nil
 	cursor := q.Older
@@ -214,12 +217,12 @@ func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, sear
 	}
 	filter := scope
 	var bound *monitor.Cursor // where the search window ends, when it does not hold every hook
-	if search != nil {
+	if rest != nil {
 		var err error
 		if bound, err = s.windowBound(ctx, scope, newer); err != nil {
 			return p, err
 		}
-		filter = and(scope, bson.D{*search})
+		filter = and(scope, rest)
 		if bound != nil {
 			filter = and(filter, notPast(*bound, newer))
 		}
@@ -414,19 +417,8 @@ func isNewer(h monitor.Hook, c monitor.Cursor) bool {
 // With statuses and a created range only, it sums the rollup counters of
 // the range's whole hours and minutes and counts the hooks themselves only
 // in the parts of a minute at its ends (monitor.CountSegments): a bounded
-// read whatever the range holds. A delivered range has no rollup: the
-// hooks are counted, up to monitor.SearchWindow.
-func (s *Store) count(ctx context.Context, f monitor.Filter, base bson.D) (int64, bool, error) {
-	if !f.DeliveredFrom.IsZero() || !f.DeliveredTo.IsZero() {
-		n, err := s.hooks.CountDocuments(ctx, base, options.Count().SetLimit(int64(searchWindow)+1))
-		if err != nil {
-			return 0, false, fmt.Errorf("count hooks: %w", err)
-		}
-		if n > int64(searchWindow) {
-			return int64(searchWindow), true, nil
-		}
-		return n, false, nil
-	}
+// read whatever the range holds.
+func (s *Store) count(ctx context.Context, f monitor.Filter) (int64, error) {
 	var statuses bson.A
 	for _, st := range f.Statuses {
 		statuses = append(statuses, string(st))
@@ -440,7 +432,7 @@ func (s *Store) count(ctx context.Context, f monitor.Filter, base bson.D) (int64
 			}
 			n, err := s.hooks.CountDocuments(ctx, q)
 			if err != nil {
-				return 0, false, fmt.Errorf("count hooks created in [%v, %v): %w", seg.From, seg.To, err)
+				return 0, fmt.Errorf("count hooks created in [%v, %v): %w", seg.From, seg.To, err)
 			}
 			total += n
 			continue
@@ -454,11 +446,11 @@ func (s *Store) count(ctx context.Context, f monitor.Filter, base bson.D) (int64
 		}
 		rows, err := s.readRollups(ctx, q)
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
 		for _, r := range rows {
 			total += r.N
 		}
 	}
-	return total, false, nil
+	return total, nil
 }
