@@ -72,6 +72,7 @@ func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", a.ready)
+	e.GET(OpenAPIPath, serveOpenAPI) // open, as /healthz: the API's description, no data
 
 	auth := a.requireToken
 	if cfg.Metrics != nil {
