@@ -27,7 +27,7 @@ type APIConfig struct {
 	// a page of another site needs its origin named (see RefuseCrossSite).
 	AllowedOrigins []string
 	// Token, when set, must be sent as "Authorization: Bearer <Token>" on
-	// every route but /healthz and /readyz.
+	// every route but /healthz, /readyz and the OpenAPI document.
 	Token string
 	// Ready reports whether the monitor's dependencies answer (/readyz).
 	Ready func(context.Context) error

@@ -204,6 +204,9 @@ func (o *openAPICheck) exchange(t *testing.T, method, path string, header http.H
 		if o.a.token != "" {
 			req.Header.Set("Authorization", "Bearer "+o.a.token)
 		}
+		if method == http.MethodPost && body == nil && header == nil {
+			req.Header.Set(RequestHeader, "1") // as a program sends it
+		}
 		for k, vs := range header {
 			req.Header[k] = vs
 		}
@@ -333,6 +336,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 	})
 
 	t.Run("retry", func(t *testing.T) {
+		// A form of another site: no JSON, no Sendhooks-Request header.
+		o.exchange(t, http.MethodPost, hooks+"/"+sid+"/retry", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte("a=1"), true, http.StatusForbidden)
 		var q struct{ Attempt int }
 		if err := json.Unmarshal(o.exchange(t, http.MethodPost, hooks+"/"+sid+"/retry", nil, nil, true, http.StatusAccepted), &q); err != nil || q.Attempt != 3 {
 			t.Fatalf("retry: attempt %d, %v; want 3", q.Attempt, err)
