@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,54 +108,73 @@ func load(ctx context.Context, tx *sql.Tx, keys []string) (map[string]*monitor.H
 	return out, nil
 }
 
-const upsertSQL = `INSERT INTO hooks (id, created, status, delivered, url, external_id, message_id, doc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+// The writes are multi-row statements, rowsPerWrite rows each: the driver
+// (modernc.org/sqlite) parses a statement again on every execution, so
+// one statement per row spent a fifth of ingestion parsing.
+const rowsPerWrite = 64
+
+// upsertHooks writes the hooks, inserting new ones and replacing the
+// stored ones.
+func (s *Store) upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
+	for start := 0; start < len(hooks); start += rowsPerWrite {
+		part := hooks[start:min(start+rowsPerWrite, len(hooks))]
+		args := make([]any, 0, 8*len(part))
+		for _, h := range part {
+			r, err := rowOf(h)
+			if err != nil {
+				return err
+			}
+			args = append(args, r.id, r.created, r.status, r.delivered, r.url, r.externalID, r.messageID, r.doc)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO hooks (id, created, status, delivered, url, external_id, message_id, doc) VALUES `+
+			rows(len(part), 8)+`
 ON CONFLICT (id) DO UPDATE SET created = excluded.created, status = excluded.status,
 	delivered = excluded.delivered, url = excluded.url, external_id = excluded.external_id,
-	message_id = excluded.message_id, doc = excluded.doc`
-
-func (s *Store) upsertHooks(ctx context.Context, tx *sql.Tx, hooks []*monitor.Hook) error {
-	if len(hooks) == 0 {
-		return nil
-	}
-	stmt := tx.StmtContext(ctx, s.upsert)
-	for _, h := range hooks {
-		r, err := rowOf(h)
+	message_id = excluded.message_id, doc = excluded.doc`, args...)
 		if err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx, r.id, r.created, r.status, r.delivered, r.url, r.externalID, r.messageID, r.doc); err != nil {
-			return fmt.Errorf("write hook %q: %w", h.ID, err)
+			return fmt.Errorf("write %d hooks: %w", len(part), err)
 		}
 	}
 	return nil
 }
 
-const (
-	addRollupSQL = `INSERT INTO rollups (kind, bucket, status, url, bin, n) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (kind, bucket, status, url, bin) DO UPDATE SET n = n + excluded.n`
-	dropRollupSQL = `DELETE FROM rollups WHERE kind = ? AND bucket = ? AND status = ? AND url = ? AND bin = ? AND n <= 0`
-)
-
 // addRollups adds delta to the rollups and removes the counters it brings
 // to zero.
 func (s *Store) addRollups(ctx context.Context, tx *sql.Tx, delta monitor.RollupDelta) error {
-	if len(delta) == 0 {
-		return nil
-	}
-	add, drop := tx.StmtContext(ctx, s.addRollup), tx.StmtContext(ctx, s.dropRollup)
-	for k, n := range delta {
-		args := []any{string(k.Kind), ms(k.Bucket), string(k.Status), k.URL, k.Bin}
-		if _, err := add.ExecContext(ctx, append(args, n)...); err != nil {
-			return fmt.Errorf("add to rollup %v: %w", k, err)
-		}
-		if n < 0 {
-			if _, err := drop.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("drop empty rollup %v: %w", k, err)
+	keys := slices.Collect(maps.Keys(delta))
+	var dropped []any
+	for start := 0; start < len(keys); start += rowsPerWrite {
+		part := keys[start:min(start+rowsPerWrite, len(keys))]
+		args := make([]any, 0, 6*len(part))
+		for _, k := range part {
+			key := []any{string(k.Kind), ms(k.Bucket), string(k.Status), k.URL, k.Bin}
+			args = append(append(args, key...), delta[k])
+			if delta[k] < 0 {
+				dropped = append(dropped, key...)
 			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO rollups (kind, bucket, status, url, bin, n) VALUES `+rows(len(part), 6)+`
+ON CONFLICT (kind, bucket, status, url, bin) DO UPDATE SET n = n + excluded.n`, args...)
+		if err != nil {
+			return fmt.Errorf("add to %d rollups: %w", len(part), err)
+		}
+	}
+	// Only a counter that went down can have reached zero.
+	for start := 0; start < len(dropped); start += 5 * rowsPerWrite {
+		part := dropped[start:min(start+5*rowsPerWrite, len(dropped))]
+		_, err := tx.ExecContext(ctx, `DELETE FROM rollups WHERE n <= 0 AND (kind, bucket, status, url, bin) IN (VALUES `+rows(len(part)/5, 5)+`)`, part...)
+		if err != nil {
+			return fmt.Errorf("drop empty rollups: %w", err)
 		}
 	}
 	return nil
+}
+
+// rows is n parenthesised groups of k placeholders: the VALUES of a
+// multi-row statement.
+func rows(n, k int) string {
+	one := "(" + marks(k) + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 }
 
 // Prune removes up to limit hooks created before the time given, oldest
