@@ -28,9 +28,11 @@ const (
 	orderDays = 7
 	receivers = 50
 	// finalDelay is how many webhooks later in the stream the final event
-	// of a webhook that was retried comes: it lands in a later ingest batch
-	// than its retrying events, so ingestion updates stored webhooks.
-	finalDelay = 500
+	// of a webhook that was retried comes: about 7,000 events, more than
+	// one ingest batch (4,096 events), so ingestion updates stored
+	// webhooks, as it does when retries come seconds or hours apart,
+	// instead of merging both events in one batch.
+	finalDelay = 5000
 	// retryBackoff is the time between two attempts of one webhook.
 	retryBackoff = 30 * time.Second
 )

@@ -159,7 +159,7 @@ func TestOrderSet(t *testing.T) {
 			if ev.Status.Final() {
 				final++
 				count[ev.Status]++
-				if attempt > 1 && i < set.n-finalDelay && events-at[i] < 256 {
+				if attempt > 1 && i < set.n-finalDelay && events-at[i] < int(monitor.DefaultBatchSize) {
 					t.Errorf("webhook %d: final event %d events after its first, want a later batch", i, events-at[i])
 				}
 			}
