@@ -226,6 +226,13 @@ func mongoStoreMissing() string {
 // TestMonitorOnAGivenMongoDB measures on a server given by its connection
 // string, in a database of its own that is gone afterwards.
 func TestMonitorOnAGivenMongoDB(t *testing.T) {
+	if raceEnabled {
+		// Under the race detector the embedded FerretDB v1 ingests a few
+		// events a second (every counter is its own SQLite write there),
+		// so a run of the smallest size takes minutes: this test runs
+		// without -race (go test ./internal/bench -run MongoDB|FerretDB).
+		t.Skip("the embedded FerretDB is too slow under the race detector")
+	}
 	if why := mongoStoreMissing(); why != "" {
 		t.Skipf("no MongoDB store in this build: %s", why)
 	}
@@ -262,6 +269,13 @@ func TestMonitorOnAGivenMongoDB(t *testing.T) {
 // TestMonitorFerretDBSmoke runs the measurement on the embedded FerretDB:
 // its figures carry the smoke-test label and no target.
 func TestMonitorFerretDBSmoke(t *testing.T) {
+	if raceEnabled {
+		// Under the race detector the embedded FerretDB v1 ingests a few
+		// events a second (every counter is its own SQLite write there),
+		// so a run of the smallest size takes minutes: this test runs
+		// without -race (go test ./internal/bench -run MongoDB|FerretDB).
+		t.Skip("the embedded FerretDB is too slow under the race detector")
+	}
 	if why := mongoStoreMissing(); why != "" {
 		t.Skipf("no MongoDB store in this build: %s", why)
 	}

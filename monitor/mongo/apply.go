@@ -20,7 +20,13 @@ import (
 // rollupWriteTimeout bounds the rollup write that follows a hook write,
 // which goes ahead when the caller's context has ended: the hooks are
 // stored, and their share of the counters would be lost for good.
-const rollupWriteTimeout = 10 * time.Second
+const rollupWriteTimeout = 2 * time.Minute
+
+// hookWriteTimeout bounds a batch's hook write, which goes ahead when the
+// caller's context ends while it runs: a write cut short reports nothing
+// of which hooks it stored, and the share of those hooks in the rollups
+// would be lost (applying the events again finds them stored already).
+const hookWriteTimeout = 2 * time.Minute
 
 // maxApplyRounds bounds how often Apply merges a hook again after another
 // writer changed it between the read and the write.
@@ -150,7 +156,9 @@ func (s *Store) mergeRound(ctx context.Context, keys []string, byKey map[string]
 	if len(models) == 0 {
 		return nil, nil
 	}
-	res, werr := s.hooks.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hookWriteTimeout)
+	defer cancel()
+	res, werr := s.hooks.BulkWrite(wctx, models, options.BulkWrite().SetOrdered(false))
 	dups, other := bulkErrors(werr)
 	if errors.Is(other, errNotBulk) {
 		// Which writes were done is unknown; the caller applies the
