@@ -115,10 +115,14 @@ const (
 //
 // synchronous(FULL) makes every committed batch durable before its events
 // are acknowledged in Redis; WAL keeps that to one fsync per batch.
-// cacheKiB is each connection's page cache.
+// cacheKiB is each connection's page cache. wal_autocheckpoint lets the
+// log grow to about 40 MB between checkpoints (SQLite's default is 4 MB):
+// a checkpoint copies each page once however often the batches since the
+// last one wrote it. At a million webhooks the default gave 6,369 events/s
+// with the last 100,000 22% slower than the first; this gives 7,278 and 9%.
 func open(path string, conns, cacheKiB int) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", fmt.Sprintf("cache_size(-%d)", cacheKiB), "temp_store(MEMORY)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", fmt.Sprintf("cache_size(-%d)", cacheKiB), "temp_store(MEMORY)", "wal_autocheckpoint(10000)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
