@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,87 +9,77 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sendhooks/sendhooks"
 )
 
-// Config is everything the engine is told at startup. Load builds it from a
-// config file (either shape, see README) and SENDHOOKS_* environment
-// overrides; Default gives the values used for anything not said.
+// Config is everything the engine is told at start. Load builds it from a
+// config file and SENDHOOKS_* environment variables (config_load.go);
+// Default gives the values for anything not said. Each field's json tag is
+// its key in the config file.
 type Config struct {
-	Redis RedisConfig
+	Redis RedisConfig `json:"-"`
 
-	// JobStream is the stream producers write jobs into (redisStreamName).
-	JobStream string
-	// StatusStream is the stream status events are written into
-	// (redisStreamStatusName).
-	StatusStream string
-	// ConsumerGroup is the consumer group all engines sharing JobStream join.
-	ConsumerGroup string
-	// ConsumerName names this engine in the group; it must be stable across
-	// restarts for a restarted engine to pick up its own pending jobs at once,
-	// and distinct between engines running at the same time.
-	ConsumerName string
+	JobStream     string `json:"redisStreamName"`       // the stream producers write jobs into
+	StatusStream  string `json:"redisStreamStatusName"` // the stream status events are written into
+	ConsumerGroup string `json:"consumerGroup"`         // the group every engine sharing JobStream joins
+	// ConsumerName names this engine in the group: stable across restarts,
+	// so that a restarted engine takes up its own pending jobs at once, and
+	// distinct between engines running at the same time.
+	ConsumerName string `json:"consumerName"`
 
-	// NumWorkers is how many deliveries run at once; it also bounds how many
-	// jobs are read from the stream ahead of being worked on.
-	NumWorkers int
-	// BatchSize caps how many entries one XREADGROUP returns (the older
-	// engine's channelSize).
-	BatchSize int
-	// MaxPerHost bounds concurrent requests to one receiver host, so a slow
-	// receiver cannot hold every worker.
-	MaxPerHost int
-	// RequestTimeout bounds one HTTP attempt, connection included.
-	RequestTimeout time.Duration
-	// RetrySchedule holds the waits before attempt 2, 3, ...; a job gets
+	// NumWorkers is how many deliveries run at once; it also bounds how
+	// many jobs are read ahead of being worked on.
+	NumWorkers int `json:"numWorkers"`
+	BatchSize  int `json:"channelSize"` // most entries one XREADGROUP returns
+	// MaxPerHost, above 0, is a hard cap on concurrent requests to one
+	// receiver host; 0, the default, sets no cap.
+	MaxPerHost     int           `json:"maxPerHost"`
+	RequestTimeout time.Duration `json:"requestTimeout"` // one HTTP attempt, connecting included
+	// RetrySchedule holds the waits before attempts 2, 3, ...; a job gets
 	// len(RetrySchedule)+1 attempts.
-	RetrySchedule []time.Duration
+	RetrySchedule []time.Duration `json:"retrySchedule"`
 	// VisibilityTimeout is how long a job may stay pending with a consumer
 	// before another engine claims it. It must exceed RequestTimeout.
-	VisibilityTimeout time.Duration
+	VisibilityTimeout time.Duration `json:"visibilityTimeout"`
 	// ShutdownTimeout bounds how long in-flight deliveries may run after
 	// SIGTERM; unfinished jobs stay pending for the next start.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
 
 	// StatusStreamMaxLen caps the status stream while no consumer group
-	// reads it (statusStreamMaxLen); while groups read it, it is trimmed
-	// only of what they have all read and acknowledged. 0 means
-	// DefaultStatusStreamMaxLen.
-	StatusStreamMaxLen int
-	// DeadLetterMaxLen caps the dead-letter stream (deadLetterMaxLen).
-	// 0 means DefaultDeadLetterMaxLen.
-	DeadLetterMaxLen int
+	// reads it; while groups read it, it is trimmed only of what they have
+	// all read and acknowledged. 0 means DefaultStatusStreamMaxLen.
+	StatusStreamMaxLen int `json:"statusStreamMaxLen"`
+	// DeadLetterMaxLen caps the dead-letter stream; 0 means
+	// DefaultDeadLetterMaxLen.
+	DeadLetterMaxLen int `json:"deadLetterMaxLen"`
 
-	// AllowPrivateNetworks lets jobs target loopback, private, link-local and
-	// other internal addresses. Off by default (SSRF guard).
-	AllowPrivateNetworks bool
-	// SecretHashHeaderName is the header that carries the job's secretHash as
-	// the older engine sent it. Empty when SendSecretHashHeader is false.
-	SecretHashHeaderName string
-	// SendSecretHashHeader turns the older engine's secret header on or off.
-	SendSecretHashHeader bool
+	// AllowPrivateNetworks lets jobs target loopback, private, link-local
+	// and other internal addresses. Off by default (SSRF guard).
+	AllowPrivateNetworks bool `json:"allowPrivateNetworks"`
+	// SecretHashHeaderName is the header that carries the job's secretHash,
+	// as the older engine sent it; "" when SendSecretHashHeader is false.
+	SecretHashHeaderName string `json:"secretHashHeaderName"`
+	SendSecretHashHeader bool   `json:"sendSecretHashHeader"`
 
-	// MetricsAddress, when set, serves /metrics, /healthz and /readyz.
-	MetricsAddress string
-	// LogLevel is debug, info, warn or error.
-	LogLevel string
+	MetricsAddress string `json:"metricsAddress"` // when set, serves /metrics, /healthz and /readyz
+	LogLevel       string `json:"logLevel"`       // debug, info, warn or error
 }
 
 // RedisConfig says how to reach Redis. The certificate paths are used only
-// when TLS is on; with TLS off they are accepted and ignored, as the older
-// engine did (its example config lists them next to redisSsl "false").
+// with TLS; without it they are accepted and ignored, as the older engine
+// did (its example config lists them next to redisSsl "false").
 type RedisConfig struct {
-	Address    string // host:port
-	Password   string
-	DB         int
-	TLS        bool
-	CACert     string // PEM file path; with TLS
-	ClientCert string // PEM file path; with TLS, for mutual TLS
-	ClientKey  string // PEM file path; with TLS, for mutual TLS
+	Address    string `json:"redisAddress"` // host:port
+	Password   string `json:"redisPassword"`
+	DB         int    `json:"redisDb"`
+	TLS        bool   `json:"redisSsl"`
+	CACert     string `json:"redisCaCert"`     // PEM file path
+	ClientCert string `json:"redisClientCert"` // PEM file path, for mutual TLS
+	ClientKey  string `json:"redisClientKey"`  // PEM file path, for mutual TLS
 }
 
 // Defaults of the stream caps, for the Config fields left at 0.
@@ -100,19 +88,13 @@ const (
 	DefaultDeadLetterMaxLen   = 100_000
 )
 
-// statusStreamMaxLen is StatusStreamMaxLen, or its default when unset.
 func (c Config) statusStreamMaxLen() int {
 	return cmp.Or(c.StatusStreamMaxLen, DefaultStatusStreamMaxLen)
 }
-
-// deadLetterMaxLen is DeadLetterMaxLen, or its default when unset.
-func (c Config) deadLetterMaxLen() int {
-	return cmp.Or(c.DeadLetterMaxLen, DefaultDeadLetterMaxLen)
-}
+func (c Config) deadLetterMaxLen() int { return cmp.Or(c.DeadLetterMaxLen, DefaultDeadLetterMaxLen) }
 
 // Default returns the configuration used for everything that the config
-// file and the environment leave unsaid. MaxPerHost is 0 here, which Load
-// and Resolve turn into NumWorkers/2 (at least 1).
+// file and the environment leave unsaid.
 func Default() Config {
 	name, err := os.Hostname()
 	if err != nil || name == "" {
@@ -160,58 +142,18 @@ func firstPresent(explicit string, candidates ...string) string {
 	return ""
 }
 
-// Load builds the engine's configuration: Default, then the JSON file at
-// path (none when path is ""), then the SENDHOOKS_* environment variables
-// read through getenv (none when getenv is nil), then Resolve.
-//
-// The file may take the flat shape of the original article (redis* keys at
-// the top) or the nested shape of the older engine (redis* keys inside a
-// "redis" object, next to broker, numWorkers, channelSize and
-// secretHashHeaderName); the newer keys sit at the top level in both. Keys
-// match without regard to case, as they did for the older engine. Unknown
-// keys, values of the wrong JSON type and impossible values are errors that
-// name the key (or the environment variable) and the value.
-//
-// An environment variable set to "" counts as not set.
-func Load(path string, getenv func(string) string) (Config, error) {
-	l := loader{cfg: Default(), table: settings(), given: map[string]string{}}
-	where := "config"
-	if path != "" {
-		where = "config " + path
-		if err := l.readFile(path); err != nil {
-			return Config{}, fmt.Errorf("%s: %w", where, err)
-		}
-	}
-	if getenv != nil {
-		if err := l.readEnv(getenv); err != nil {
-			return Config{}, fmt.Errorf("%s: %w", where, err)
-		}
-	}
-	cfg, err := l.cfg.Resolve()
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", where, l.locate(err))
-	}
-	return cfg, nil
-}
-
-// Resolve checks c with Validate and returns it with the values that
-// derive from others filled in: MaxPerHost 0 becomes NumWorkers/2 (at
-// least 1), and SecretHashHeaderName is cleared when SendSecretHashHeader
-// is off. A stream cap equal to its default becomes 0, which means the
-// same. Use it on a Config built in code rather than by Load.
+// Resolve checks c with Validate and returns it with SecretHashHeaderName
+// cleared when SendSecretHashHeader is off, and a stream cap equal to its
+// default as 0, which means the same (so that a file spelling out every
+// default, config.example.json, loads as no file does). Use it on a Config
+// built in code rather than by Load.
 func (c Config) Resolve() (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
-	if c.MaxPerHost == 0 {
-		c.MaxPerHost = max(c.NumWorkers/2, 1)
-	}
 	if !c.SendSecretHashHeader {
 		c.SecretHashHeaderName = ""
 	}
-	// A cap given as its default is kept as 0, the form Default uses, so
-	// that a file spelling out every default (config.example.json) loads
-	// as no file does.
 	if c.StatusStreamMaxLen == DefaultStatusStreamMaxLen {
 		c.StatusStreamMaxLen = 0
 	}
@@ -231,30 +173,34 @@ const (
 // Validate reports the first value of c that the engine cannot run with,
 // naming it by its config key.
 func (c Config) Validate() error {
-	checks := []error{
-		hostPort("redisAddress", c.Redis.Address, false),
-		atLeast("redisDb", c.Redis.DB, 0),
-		notEmpty("redisStreamName", c.JobStream),
-		notEmpty("redisStreamStatusName", c.StatusStream),
-		differ("redisStreamStatusName", c.StatusStream, "redisStreamName", c.JobStream),
-		differ("redisStreamStatusName", c.StatusStream, "the retry set (redisStreamName + \"-retry\")", sendhooks.RetrySet(c.JobStream)),
-		differ("redisStreamStatusName", c.StatusStream, "the dead-letter stream (redisStreamName + \"-dead\")", sendhooks.DeadLetterStream(c.JobStream)),
-		notEmpty("consumerGroup", c.ConsumerGroup),
-		notEmpty("consumerName", c.ConsumerName),
-		between("numWorkers", c.NumWorkers, 1, maxWorkers),
-		atLeast("channelSize", c.BatchSize, 1),
-		atLeast("maxPerHost", c.MaxPerHost, 0),
-		positive("requestTimeout", c.RequestTimeout),
-		retrySchedule(c.RetrySchedule),
-		longer("visibilityTimeout", c.VisibilityTimeout, "requestTimeout", c.RequestTimeout),
-		atLeast("shutdownTimeout", c.ShutdownTimeout, 0),
-		atLeast("statusStreamMaxLen", c.StatusStreamMaxLen, 0),
-		atLeast("deadLetterMaxLen", c.DeadLetterMaxLen, 0),
-		headerName(c),
-		hostPort("metricsAddress", c.MetricsAddress, true),
-		oneOf("logLevel", c.LogLevel, "debug", "info", "warn", "error"),
+	sharesStatus := func(name, stream string) error {
+		return failIf(c.StatusStream == stream, "redisStreamStatusName", "must differ from %s, both are %q", name, stream)
 	}
-	for _, err := range checks {
+	for _, err := range []error{
+		hostPort("redisAddress", c.Redis.Address, false),
+		failIf(c.Redis.DB < 0, "redisDb", "must be at least 0, got %d", c.Redis.DB),
+		failIf(c.JobStream == "", "redisStreamName", "must not be empty"),
+		failIf(c.StatusStream == "", "redisStreamStatusName", "must not be empty"),
+		sharesStatus("redisStreamName", c.JobStream),
+		sharesStatus(`the retry set (redisStreamName + "-retry")`, sendhooks.RetrySet(c.JobStream)),
+		sharesStatus(`the dead-letter stream (redisStreamName + "-dead")`, sendhooks.DeadLetterStream(c.JobStream)),
+		failIf(c.ConsumerGroup == "", "consumerGroup", "must not be empty"),
+		failIf(c.ConsumerName == "", "consumerName", "must not be empty"),
+		failIf(c.NumWorkers < 1 || c.NumWorkers > maxWorkers, "numWorkers", "must be from 1 to %d, got %d", maxWorkers, c.NumWorkers),
+		failIf(c.BatchSize < 1, "channelSize", "must be at least 1, got %d", c.BatchSize),
+		failIf(c.MaxPerHost < 0, "maxPerHost", "must be at least 0 (0 for no cap), got %d", c.MaxPerHost),
+		failIf(c.RequestTimeout <= 0, "requestTimeout", "must be more than 0s, got %v", c.RequestTimeout),
+		failIf(len(c.RetrySchedule) > maxRetrySchedule, "retrySchedule", "must hold at most %d waits, got %d", maxRetrySchedule, len(c.RetrySchedule)),
+		negativeWait(c.RetrySchedule),
+		failIf(c.VisibilityTimeout <= c.RequestTimeout, "visibilityTimeout", "must be longer than requestTimeout (%v), got %v", c.RequestTimeout, c.VisibilityTimeout),
+		failIf(c.ShutdownTimeout < 0, "shutdownTimeout", "must be at least 0s, got %v", c.ShutdownTimeout),
+		failIf(c.StatusStreamMaxLen < 0, "statusStreamMaxLen", "must be at least 0, got %d", c.StatusStreamMaxLen),
+		failIf(c.DeadLetterMaxLen < 0, "deadLetterMaxLen", "must be at least 0, got %d", c.DeadLetterMaxLen),
+		failIf(c.SendSecretHashHeader && c.SecretHashHeaderName == "", "secretHashHeaderName", "must not be empty while sendSecretHashHeader is true"),
+		failIf(c.SendSecretHashHeader && !httpguts.ValidHeaderFieldName(c.SecretHashHeaderName), "secretHashHeaderName", "%q is not a valid HTTP header name", c.SecretHashHeaderName),
+		hostPort("metricsAddress", c.MetricsAddress, true),
+		failIf(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), "logLevel", "must be one of debug, info, warn, error, got %q", c.LogLevel),
+	} {
 		if err != nil {
 			return err
 		}
@@ -264,7 +210,7 @@ func (c Config) Validate() error {
 
 // keyError is a config value that cannot be used.
 type keyError struct {
-	key   string // the key as the file gave it: "numWorkers", "redis.redisDb"
+	key   string // as the file gave it: "numWorkers", "redis.redisDb"
 	index string // position in a list value, as "[2]"; "" for none
 	from  string // the environment variable that gave the value, if one did
 	err   error  // what is wrong, with the value
@@ -280,57 +226,20 @@ func (e *keyError) Error() string {
 
 func (e *keyError) Unwrap() error { return e.err }
 
-func invalid(key, format string, args ...any) error {
+// failIf returns an error naming key when bad holds.
+func failIf(bad bool, key, format string, args ...any) error {
+	if !bad {
+		return nil
+	}
 	return &keyError{key: key, err: fmt.Errorf(format, args...)}
 }
 
-func atLeast[T int | time.Duration](key string, v, least T) error {
-	if v < least {
-		return invalid(key, "must be at least %v, got %v", least, v)
+func negativeWait(waits []time.Duration) error {
+	i := slices.IndexFunc(waits, func(d time.Duration) bool { return d < 0 })
+	if i < 0 {
+		return nil
 	}
-	return nil
-}
-
-func between(key string, v, least, most int) error {
-	if v < least || v > most {
-		return invalid(key, "must be from %d to %d, got %d", least, most, v)
-	}
-	return nil
-}
-
-func positive(key string, d time.Duration) error {
-	if d <= 0 {
-		return invalid(key, "must be more than 0s, got %v", d)
-	}
-	return nil
-}
-
-func longer(key string, d time.Duration, otherKey string, other time.Duration) error {
-	if d <= other {
-		return invalid(key, "must be longer than %s (%v), got %v", otherKey, other, d)
-	}
-	return nil
-}
-
-func notEmpty(key, v string) error {
-	if v == "" {
-		return invalid(key, "must not be empty")
-	}
-	return nil
-}
-
-func differ(key, v, otherKey, other string) error {
-	if v == other {
-		return invalid(key, "must differ from %s, both are %q", otherKey, v)
-	}
-	return nil
-}
-
-func oneOf(key, v string, allowed ...string) error {
-	if !slices.Contains(allowed, v) {
-		return invalid(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
-	}
-	return nil
+	return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("must not be negative, got %v", waits[i])}
 }
 
 func hostPort(key, v string, optional bool) error {
@@ -341,48 +250,24 @@ func hostPort(key, v string, optional bool) error {
 	if err == nil && port == "" {
 		err = errors.New("no port")
 	}
-	if err != nil {
-		return invalid(key, "want host:port, got %q (%v)", v, err)
-	}
-	return nil
+	return failIf(err != nil, key, "want host:port, got %q (%v)", v, err)
 }
 
-func retrySchedule(waits []time.Duration) error {
-	if len(waits) > maxRetrySchedule {
-		return invalid("retrySchedule", "must hold at most %d waits, got %d", maxRetrySchedule, len(waits))
+// LogStart logs the configuration at start. It warns of a numWorkers below
+// 4: the older engine's example config said 1 while that engine ran every
+// job at once, and here it means one delivery at a time.
+func (c Config) LogStart(log *slog.Logger, file string) {
+	log.Info("config loaded", "file", file, "config", c)
+	if c.NumWorkers < 4 {
+		log.Warn(fmt.Sprintf("numWorkers is %d, so deliveries run %d at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS (default 64)",
+			c.NumWorkers, c.NumWorkers))
 	}
-	for i, d := range waits {
-		if d < 0 {
-			return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("must not be negative, got %v", d)}
-		}
-	}
-	return nil
 }
 
-// headerName checks the older engine's secret header name when it is sent.
-func headerName(c Config) error {
-	const key = "secretHashHeaderName"
-	if !c.SendSecretHashHeader {
-		return nil
-	}
-	if c.SecretHashHeaderName == "" {
-		return invalid(key, "must not be empty while sendSecretHashHeader is true")
-	}
-	valid := func(r rune) bool {
-		return r < 0x7f && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
-	}
-	if strings.IndexFunc(c.SecretHashHeaderName, func(r rune) bool { return !valid(r) }) >= 0 {
-		return invalid(key, "%q is not a valid HTTP header name", c.SecretHashHeaderName)
-	}
-	return nil
-}
-
-// LogValue prints the configuration for the startup log, under the keys of
+// LogValue prints the configuration for the start-up log, under the keys of
 // the config file, with the Redis password shown as "****" when it is set.
 func (c Config) LogValue() slog.Value {
-	redis := append(c.Redis.attrs(),
-		slog.String("redisStreamName", c.JobStream),
-		slog.String("redisStreamStatusName", c.StatusStream))
+	redis := append(c.Redis.attrs(), slog.String("redisStreamName", c.JobStream), slog.String("redisStreamStatusName", c.StatusStream))
 	return slog.GroupValue(
 		slog.Attr{Key: "redis", Value: slog.GroupValue(redis...)},
 		slog.String("consumerGroup", c.ConsumerGroup),
@@ -428,540 +313,4 @@ func (r RedisConfig) attrs() []slog.Attr {
 		slog.String("redisClientCert", r.ClientCert),
 		slog.String("redisClientKey", r.ClientKey),
 	}
-}
-
-// setting is one row of the key table: a config key, the environment
-// variable that overrides it, and where its value goes.
-type setting struct {
-	key   string // as in the config file
-	env   string // SENDHOOKS_ + key in upper snake case; "" when none
-	redis bool   // may sit inside the "redis" object as well as at the top
-	bind  binder
-}
-
-// nestedRedis is the key of the older engine's object of redis* keys.
-const nestedRedis = "redis"
-
-// settings is the table of every config key. Adding a key is one line here.
-func settings() []setting {
-	var (
-		text     = textKind(false)
-		secret   = textKind(true)
-		whole    = wholeKind(false)
-		flag     = flagKind(false)
-		duration = durationKind()
-		count    = countKind()
-	)
-	return []setting{
-		{"redisAddress", "SENDHOOKS_REDIS_ADDRESS", true, bind(text, func(c *Config) *string { return &c.Redis.Address })},
-		{"redisPassword", "SENDHOOKS_REDIS_PASSWORD", true, bind(secret, func(c *Config) *string { return &c.Redis.Password })},
-		{"redisDb", "SENDHOOKS_REDIS_DB", true, bind(wholeKind(true), func(c *Config) *int { return &c.Redis.DB })},
-		{"redisSsl", "SENDHOOKS_REDIS_SSL", true, bind(flagKind(true), func(c *Config) *bool { return &c.Redis.TLS })},
-		{"redisCaCert", "SENDHOOKS_REDIS_CA_CERT", true, bind(text, func(c *Config) *string { return &c.Redis.CACert })},
-		{"redisClientCert", "SENDHOOKS_REDIS_CLIENT_CERT", true, bind(text, func(c *Config) *string { return &c.Redis.ClientCert })},
-		{"redisClientKey", "SENDHOOKS_REDIS_CLIENT_KEY", true, bind(text, func(c *Config) *string { return &c.Redis.ClientKey })},
-		{"redisStreamName", "SENDHOOKS_REDIS_STREAM_NAME", true, bind(text, func(c *Config) *string { return &c.JobStream })},
-		{"redisStreamStatusName", "SENDHOOKS_REDIS_STREAM_STATUS_NAME", true, bind(text, func(c *Config) *string { return &c.StatusStream })},
-		{"broker", "", false, bind(brokerKind(), func(*Config) *string { return new(string) })},
-		{"numWorkers", "SENDHOOKS_NUM_WORKERS", false, bind(whole, func(c *Config) *int { return &c.NumWorkers })},
-		{"maxPerHost", "SENDHOOKS_MAX_PER_HOST", false, bind(whole, func(c *Config) *int { return &c.MaxPerHost })},
-		{"channelSize", "SENDHOOKS_CHANNEL_SIZE", false, bind(whole, func(c *Config) *int { return &c.BatchSize })},
-		{"requestTimeout", "SENDHOOKS_REQUEST_TIMEOUT", false, bind(duration, func(c *Config) *time.Duration { return &c.RequestTimeout })},
-		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", false, bind(durationsKind(), func(c *Config) *[]time.Duration { return &c.RetrySchedule })},
-		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", false, bind(duration, func(c *Config) *time.Duration { return &c.VisibilityTimeout })},
-		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", false, bind(duration, func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-		{"statusStreamMaxLen", "SENDHOOKS_STATUS_STREAM_MAX_LEN", false, bind(count, func(c *Config) *int { return &c.StatusStreamMaxLen })},
-		{"deadLetterMaxLen", "SENDHOOKS_DEAD_LETTER_MAX_LEN", false, bind(count, func(c *Config) *int { return &c.DeadLetterMaxLen })},
-		{"allowPrivateNetworks", "SENDHOOKS_ALLOW_PRIVATE_NETWORKS", false, bind(flag, func(c *Config) *bool { return &c.AllowPrivateNetworks })},
-		{"secretHashHeaderName", "SENDHOOKS_SECRET_HASH_HEADER_NAME", false, bind(text, func(c *Config) *string { return &c.SecretHashHeaderName })},
-		{"sendSecretHashHeader", "SENDHOOKS_SEND_SECRET_HASH_HEADER", false, bind(flag, func(c *Config) *bool { return &c.SendSecretHashHeader })},
-		{"metricsAddress", "SENDHOOKS_METRICS_ADDRESS", false, bind(text, func(c *Config) *string { return &c.MetricsAddress })},
-		{"consumerGroup", "SENDHOOKS_CONSUMER_GROUP", false, bind(text, func(c *Config) *string { return &c.ConsumerGroup })},
-		{"consumerName", "SENDHOOKS_CONSUMER_NAME", false, bind(text, func(c *Config) *string { return &c.ConsumerName })},
-		{"logLevel", "SENDHOOKS_LOG_LEVEL", false, bind(text, func(c *Config) *string { return &c.LogLevel })},
-	}
-}
-
-// binder reads one key's value into a Config.
-type binder interface {
-	fromJSON(c *Config, v any) error
-	fromEnv(c *Config, s string) error
-}
-
-// binding is a binder for a value of type T, stored where at points.
-type binding[T any] struct {
-	kind kind[T]
-	at   func(*Config) *T
-}
-
-func bind[T any](k kind[T], at func(*Config) *T) binder { return binding[T]{kind: k, at: at} }
-
-func (b binding[T]) fromJSON(c *Config, v any) error {
-	x, err := b.kind.read(v)
-	return b.store(c, x, err)
-}
-
-func (b binding[T]) fromEnv(c *Config, s string) error {
-	x, err := b.kind.readEnv(s)
-	return b.store(c, x, err)
-}
-
-func (b binding[T]) store(c *Config, v T, err error) error {
-	if err == nil {
-		*b.at(c) = v
-	}
-	return err
-}
-
-// kind says how one type of value is read, from JSON and from the
-// environment.
-type kind[T any] struct {
-	want string // what a good value looks like, for error messages
-	// parse reads the text of an environment variable, and a JSON string
-	// when fromString is true.
-	parse      func(string) (T, error)
-	fromString bool
-	// other reads a JSON value that is not a string (json.Number, bool,
-	// []any); nil when the kind takes none.
-	other func(any) (T, error)
-	// secret hides the value in error messages.
-	secret bool
-}
-
-// errWrongValue is what a kind's parse or other returns for a value it
-// cannot read; read turns it into a badValue naming the value.
-var errWrongValue = errors.New("wrong value")
-
-func (k kind[T]) read(v any) (T, error) {
-	var (
-		x   T
-		err = errWrongValue
-	)
-	s, isString := v.(string)
-	switch {
-	case isString && k.fromString:
-		x, err = k.parse(s)
-	case !isString && k.other != nil:
-		x, err = k.other(v)
-	}
-	return x, k.explain(err, describe(v))
-}
-
-func (k kind[T]) readEnv(s string) (T, error) {
-	x, err := k.parse(s)
-	return x, k.explain(err, strconv.Quote(s))
-}
-
-// explain turns errWrongValue into a badValue that names the value got.
-func (k kind[T]) explain(err error, got string) error {
-	if !errors.Is(err, errWrongValue) {
-		return err
-	}
-	if k.secret {
-		got, _, _ = strings.Cut(got, " ")
-		got += " (value hidden)"
-	}
-	return &badValue{want: k.want, got: got}
-}
-
-// badValue is a value of the wrong type or form for its key.
-type badValue struct {
-	want, got string
-	at        string // position in a list value, as "[2]"; "" for none
-}
-
-func (b *badValue) Error() string { return "want " + b.want + ", got " + b.got }
-
-// describe names a decoded JSON value's type and shows its value.
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		return "string " + strconv.Quote(v)
-	case json.Number:
-		return "number " + v.String()
-	case bool:
-		return "bool " + strconv.FormatBool(v)
-	case nil:
-		return "null"
-	case []any:
-		return "an array"
-	default:
-		return "an object"
-	}
-}
-
-func textKind(secret bool) kind[string] {
-	return kind[string]{
-		want:       "a string",
-		parse:      func(s string) (string, error) { return s, nil },
-		fromString: true,
-		secret:     secret,
-	}
-}
-
-// wholeKind reads an int. legacy also takes a JSON string such as "0", as
-// the older engine's redisDb was written, with "" meaning 0.
-func wholeKind(legacy bool) kind[int] {
-	k := kind[int]{want: "a whole number", fromString: legacy}
-	k.parse = func(s string) (int, error) {
-		if legacy && s == "" {
-			return 0, nil
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return 0, errWrongValue
-		}
-		return n, nil
-	}
-	k.other = func(v any) (int, error) {
-		if n, ok := v.(json.Number); ok {
-			return k.parse(n.String())
-		}
-		return 0, errWrongValue
-	}
-	if legacy {
-		k.want += ` or a string such as "0"`
-	}
-	return k
-}
-
-// countKind reads a whole number of at least 1, for the keys whose 0 in
-// a Config means "the default" rather than a value one could give.
-func countKind() kind[int] {
-	whole := wholeKind(false)
-	atLeastOne := func(n int, err error) (int, error) {
-		if err == nil && n < 1 {
-			err = errWrongValue
-		}
-		return n, err
-	}
-	return kind[int]{
-		want:  "a whole number of at least 1",
-		parse: func(s string) (int, error) { return atLeastOne(whole.parse(s)) },
-		other: func(v any) (int, error) { return atLeastOne(whole.other(v)) },
-	}
-}
-
-// flagKind reads a bool. legacy also takes the JSON strings "true" and
-// "false", as the older engine's redisSsl was written, with "" meaning false.
-func flagKind(legacy bool) kind[bool] {
-	k := kind[bool]{
-		want: "true or false",
-		parse: func(s string) (bool, error) {
-			if legacy && s == "" {
-				return false, nil
-			}
-			b, err := strconv.ParseBool(strings.TrimSpace(s))
-			if err != nil {
-				return false, errWrongValue
-			}
-			return b, nil
-		},
-		fromString: legacy,
-		other: func(v any) (bool, error) {
-			if b, ok := v.(bool); ok {
-				return b, nil
-			}
-			return false, errWrongValue
-		},
-	}
-	if legacy {
-		k.want += `, or the string "true" or "false"`
-	}
-	return k
-}
-
-const wantDuration = `a Go duration such as "15s" or "1h30m"`
-
-func parseDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return 0, errWrongValue
-	}
-	return d, nil
-}
-
-func durationKind() kind[time.Duration] {
-	return kind[time.Duration]{want: wantDuration, parse: parseDuration, fromString: true}
-}
-
-// durationsKind reads a list of durations: a JSON array of duration
-// strings, or comma-separated durations in the environment.
-func durationsKind() kind[[]time.Duration] {
-	each := durationKind()
-	return kind[[]time.Duration]{
-		want: `an array of Go durations such as ["5s", "5m"]`,
-		parse: func(s string) ([]time.Duration, error) {
-			return readList(strings.Split(s, ","), func(part string) (time.Duration, error) { return each.readEnv(part) })
-		},
-		other: func(v any) ([]time.Duration, error) {
-			list, ok := v.([]any)
-			if !ok {
-				return nil, errWrongValue
-			}
-			return readList(list, each.read)
-		},
-	}
-}
-
-// readList reads every item of a list, and names the position of the
-// first it cannot read.
-func readList[E, T any](items []E, read func(E) (T, error)) ([]T, error) {
-	out := make([]T, 0, len(items))
-	for i, item := range items {
-		v, err := read(item)
-		if bad, ok := errors.AsType[*badValue](err); ok {
-			bad.at = fmt.Sprintf("[%d]", i)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// brokerKind reads the older engine's broker key, which only ever had one
-// working value.
-func brokerKind() kind[string] {
-	return kind[string]{
-		want: `"redis", the only broker`,
-		parse: func(s string) (string, error) {
-			if s != "redis" {
-				return "", errWrongValue
-			}
-			return s, nil
-		},
-		fromString: true,
-	}
-}
-
-// loader builds a Config from a file and the environment.
-type loader struct {
-	cfg   Config
-	table []setting
-	// given records where each key was given: its path in the file
-	// ("redis.redisDb") or its environment variable.
-	given map[string]string
-}
-
-// member is one key of a JSON object, in file order.
-type member struct {
-	name  string
-	value json.RawMessage
-}
-
-func (l *loader) readFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a byte order mark some editors write
-	var probe any
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return syntaxError(data, err)
-	}
-	if _, ok := probe.(map[string]any); !ok {
-		return fmt.Errorf("want a JSON object, got %s", describe(probe))
-	}
-	return l.readObject(data, "")
-}
-
-// syntaxError says where in data the JSON went wrong.
-func syntaxError(data []byte, err error) error {
-	se, ok := errors.AsType[*json.SyntaxError](err)
-	if !ok {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	before := data[:min(int(se.Offset), len(data))] // ends with the offending byte
-	line := bytes.Count(before, []byte("\n")) + 1
-	column := max(len(before)-bytes.LastIndexByte(before, '\n')-1, 1)
-	return fmt.Errorf("invalid JSON at line %d, column %d: %w", line, column, err)
-}
-
-// readObject applies the members of one JSON object; prefix is "" at the
-// top level and "redis." inside the redis object.
-func (l *loader) readObject(raw json.RawMessage, prefix string) error {
-	members, err := objectMembers(raw)
-	if err != nil {
-		return err
-	}
-	if err := l.checkKnown(members, prefix); err != nil {
-		return err
-	}
-	for _, m := range members {
-		if err := l.apply(m, prefix); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// objectMembers lists the members of a JSON object in order, duplicates
-// included (encoding/json would silently keep the last).
-func objectMembers(raw json.RawMessage) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	var members []member
-	for dec.More() {
-		name, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, err
-		}
-		members = append(members, member{name: name.(string), value: value})
-	}
-	return members, nil
-}
-
-func (l *loader) apply(m member, prefix string) error {
-	path := prefix + m.name
-	key := nestedRedis
-	s, isSetting := l.lookup(m.name)
-	if isSetting {
-		key = s.key
-	}
-	if first, ok := l.given[key]; ok {
-		return fmt.Errorf("key %q is given twice: as %q and as %q", key, first, path)
-	}
-	l.given[key] = path
-	if !isSetting {
-		return l.readNested(m)
-	}
-	dec := json.NewDecoder(bytes.NewReader(m.value))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("key %q: %w", path, err)
-	}
-	return wrapKey(s.bind.fromJSON(&l.cfg, v), path, "")
-}
-
-// readNested reads the older engine's "redis" object.
-func (l *loader) readNested(m member) error {
-	var v any
-	_ = json.Unmarshal(m.value, &v) // the whole file is valid JSON by now
-	if _, ok := v.(map[string]any); !ok {
-		return &keyError{key: m.name, err: &badValue{want: "an object of redis* keys", got: describe(v)}}
-	}
-	return l.readObject(m.value, m.name+".")
-}
-
-// wrapKey names the key, and the list position when there is one, in an
-// error from reading a value.
-func wrapKey(err error, key, from string) error {
-	if err == nil {
-		return nil
-	}
-	ke := &keyError{key: key, from: from, err: err}
-	if bad, ok := errors.AsType[*badValue](err); ok {
-		ke.index = bad.at
-	}
-	return ke
-}
-
-// lookup finds the setting for a key, matched without regard to case.
-func (l *loader) lookup(name string) (setting, bool) {
-	for _, s := range l.table {
-		if strings.EqualFold(s.key, name) {
-			return s, true
-		}
-	}
-	return setting{}, false
-}
-
-// checkKnown fails on the keys of an object that no setting takes there.
-func (l *loader) checkKnown(members []member, prefix string) error {
-	var unknown []string
-	for _, m := range members {
-		s, ok := l.lookup(m.name)
-		known := ok && (prefix == "" || s.redis) || !ok && prefix == "" && strings.EqualFold(m.name, nestedRedis)
-		if !known {
-			unknown = append(unknown, l.describeUnknown(prefix, m.name))
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	slices.Sort(unknown)
-	if len(unknown) == 1 {
-		return fmt.Errorf("unknown key %s", unknown[0])
-	}
-	return fmt.Errorf("unknown keys %s", strings.Join(unknown, ", "))
-}
-
-// describeUnknown quotes an unknown key and suggests the key that was
-// probably meant.
-func (l *loader) describeUnknown(prefix, name string) string {
-	s := strconv.Quote(prefix + name)
-	if _, ok := l.lookup(name); ok {
-		return s + " (allowed at the top level only)"
-	}
-	for _, known := range l.table {
-		if (prefix == "" || known.redis) && editDistance(strings.ToLower(name), strings.ToLower(known.key)) <= 2 {
-			return s + fmt.Sprintf(" (did you mean %q?)", known.key)
-		}
-	}
-	return s
-}
-
-// editDistance counts the single-letter edits that turn a into b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
-
-// readEnv applies the SENDHOOKS_* environment variables that are set.
-func (l *loader) readEnv(getenv func(string) string) error {
-	for _, s := range l.table {
-		if s.env == "" {
-			continue
-		}
-		v := getenv(s.env)
-		if v == "" {
-			continue
-		}
-		if err := s.bind.fromEnv(&l.cfg, v); err != nil {
-			return wrapKey(err, s.key, s.env)
-		}
-		l.given[s.key] = s.env
-	}
-	return nil
-}
-
-// locate rewrites a Validate error to name the key as it was given: its
-// path in the file or the environment variable that set it.
-func (l *loader) locate(err error) error {
-	ke, ok := errors.AsType[*keyError](err)
-	if !ok {
-		return err
-	}
-	located := *ke
-	switch given := l.given[ke.key]; {
-	case strings.HasPrefix(given, "SENDHOOKS_"):
-		located.from = given
-	case given != "":
-		located.key = given
-	}
-	return &located
 }

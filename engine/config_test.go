@@ -59,7 +59,7 @@ func TestLoadConfigDefaultsWithoutFile(t *testing.T) {
 		{"consumerName", got.ConsumerName, host},
 		{"numWorkers", got.NumWorkers, 64},
 		{"channelSize", got.BatchSize, 128},
-		{"maxPerHost", got.MaxPerHost, 32},
+		{"maxPerHost", got.MaxPerHost, 0},
 		{"requestTimeout", got.RequestTimeout, 15 * time.Second},
 		{"retrySchedule", fmt.Sprint(got.RetrySchedule), "[5s 5m0s 30m0s 2h0m0s 5h0m0s 10h0m0s 10h0m0s]"},
 		{"visibilityTimeout", got.VisibilityTimeout, 2 * time.Minute},
@@ -126,7 +126,7 @@ func TestLoadConfigFileShapes(t *testing.T) {
 					CACert: "/certs/ca.pem", ClientCert: "/certs/client.pem", ClientKey: "/certs/client.key"}
 				c.JobStream, c.StatusStream = "example_stream", "status_stream"
 				c.SecretHashHeaderName = "X-Hook-Secret"
-				c.NumWorkers, c.BatchSize, c.MaxPerHost = 10, 100, 5
+				c.NumWorkers, c.BatchSize = 10, 100
 			},
 		},
 		{
@@ -155,7 +155,7 @@ func TestLoadConfigFileShapes(t *testing.T) {
 					CACert: "/path/to/ca_cert.pem", ClientCert: "/path/to/client_cert.pem", ClientKey: "/path/to/client_key.pem"}
 				c.JobStream, c.StatusStream = "example_stream", "status_stream"
 				c.SecretHashHeaderName = "dump_value"
-				c.NumWorkers, c.BatchSize, c.MaxPerHost = 1, 1, 1
+				c.NumWorkers, c.BatchSize = 1, 1
 			},
 		},
 		{
@@ -492,11 +492,11 @@ func TestConfigResolve(t *testing.T) {
 		wantPerHost int
 		wantHeader  string
 	}{
-		{"default", func(*Config) {}, 32, "X-Secret-Hash"},
-		{"one worker", func(c *Config) { c.NumWorkers = 1 }, 1, "X-Secret-Hash"},
-		{"three workers", func(c *Config) { c.NumWorkers = 3 }, 1, "X-Secret-Hash"},
+		{"default", func(*Config) {}, 0, "X-Secret-Hash"},
+		{"one worker", func(c *Config) { c.NumWorkers = 1 }, 0, "X-Secret-Hash"},
+		{"three workers", func(c *Config) { c.NumWorkers = 3 }, 0, "X-Secret-Hash"},
 		{"explicit maxPerHost", func(c *Config) { c.MaxPerHost = 5 }, 5, "X-Secret-Hash"},
-		{"secret header off", func(c *Config) { c.SendSecretHashHeader = false }, 32, ""},
+		{"secret header off", func(c *Config) { c.SendSecretHashHeader = false }, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
