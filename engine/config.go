@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
@@ -17,69 +17,49 @@ import (
 )
 
 // Config is everything the engine is told at start. Load builds it from a
-// config file and SENDHOOKS_* environment variables (config_load.go);
-// Default gives the values for anything not said. Each field's json tag is
-// its key in the config file.
+// config file and SENDHOOKS_* environment variables; Default gives the
+// values for anything not said. table names the config key of each field.
 type Config struct {
-	Redis RedisConfig `json:"-"`
-
-	JobStream     string `json:"redisStreamName"`       // the stream producers write jobs into
-	StatusStream  string `json:"redisStreamStatusName"` // the stream status events are written into
-	ConsumerGroup string `json:"consumerGroup"`         // the group every engine sharing JobStream joins
+	Redis         RedisConfig
+	JobStream     string // the stream producers write jobs into
+	StatusStream  string // the stream status events are written into
+	ConsumerGroup string // the group every engine sharing JobStream joins
 	// ConsumerName names this engine in the group: stable across restarts,
 	// so that a restarted engine takes up its own pending jobs at once, and
 	// distinct between engines running at the same time.
-	ConsumerName string `json:"consumerName"`
+	ConsumerName string
 
-	// NumWorkers is how many deliveries run at once; it also bounds how
-	// many jobs are read ahead of being worked on.
-	NumWorkers int `json:"numWorkers"`
-	BatchSize  int `json:"channelSize"` // most entries one XREADGROUP returns
-	// MaxPerHost, above 0, is a hard cap on concurrent requests to one
-	// receiver host; 0, the default, sets no cap.
-	MaxPerHost     int           `json:"maxPerHost"`
-	RequestTimeout time.Duration `json:"requestTimeout"` // one HTTP attempt, connecting included
-	// RetrySchedule holds the waits before attempts 2, 3, ...; a job gets
-	// len(RetrySchedule)+1 attempts.
-	RetrySchedule []time.Duration `json:"retrySchedule"`
+	NumWorkers     int             // deliveries at once; also bounds the jobs read ahead of them
+	BatchSize      int             // most entries one XREADGROUP returns
+	MaxPerHost     int             // above 0, a hard cap on concurrent requests to one receiver host; 0 sets none
+	RequestTimeout time.Duration   // one HTTP attempt, connecting included
+	RetrySchedule  []time.Duration // the waits before attempts 2, 3, ...: len+1 attempts in all
 	// VisibilityTimeout is how long a job may stay pending with a consumer
-	// before another engine claims it. It must exceed RequestTimeout.
-	VisibilityTimeout time.Duration `json:"visibilityTimeout"`
-	// ShutdownTimeout bounds how long in-flight deliveries may run after
-	// SIGTERM; unfinished jobs stay pending for the next start.
-	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+	// before another engine claims it; it must exceed RequestTimeout.
+	VisibilityTimeout time.Duration
+	ShutdownTimeout   time.Duration // how long in-flight deliveries may run after SIGTERM
 
 	// StatusStreamMaxLen caps the status stream while no consumer group
-	// reads it; while groups read it, it is trimmed only of what they have
-	// all read and acknowledged. 0 means DefaultStatusStreamMaxLen.
-	StatusStreamMaxLen int `json:"statusStreamMaxLen"`
-	// DeadLetterMaxLen caps the dead-letter stream; 0 means
-	// DefaultDeadLetterMaxLen.
-	DeadLetterMaxLen int `json:"deadLetterMaxLen"`
+	// reads it; while groups read it, it loses only what they have all
+	// acknowledged. 0 means DefaultStatusStreamMaxLen.
+	StatusStreamMaxLen int
+	DeadLetterMaxLen   int // caps the dead-letter stream; 0 means DefaultDeadLetterMaxLen
 
-	// AllowPrivateNetworks lets jobs target loopback, private, link-local
-	// and other internal addresses. Off by default (SSRF guard).
-	AllowPrivateNetworks bool `json:"allowPrivateNetworks"`
-	// SecretHashHeaderName is the header that carries the job's secretHash,
-	// as the older engine sent it; "" when SendSecretHashHeader is false.
-	SecretHashHeaderName string `json:"secretHashHeaderName"`
-	SendSecretHashHeader bool   `json:"sendSecretHashHeader"`
-
-	MetricsAddress string `json:"metricsAddress"` // when set, serves /metrics, /healthz and /readyz
-	LogLevel       string `json:"logLevel"`       // debug, info, warn or error
+	AllowPrivateNetworks bool   // lets jobs target internal addresses; off by default (SSRF guard)
+	SecretHashHeaderName string // the older engine's header carrying secretHash; "" when not sent
+	SendSecretHashHeader bool   // whether to send that header
+	MetricsAddress       string // when set, serves /metrics, /healthz and /readyz
+	LogLevel             string // debug, info, warn or error
 }
 
-// RedisConfig says how to reach Redis. The certificate paths are used only
-// with TLS; without it they are accepted and ignored, as the older engine
+// RedisConfig says how to reach Redis. The certificate paths (PEM files)
+// are used only with TLS; without it they are ignored, as the older engine
 // did (its example config lists them next to redisSsl "false").
 type RedisConfig struct {
-	Address    string `json:"redisAddress"` // host:port
-	Password   string `json:"redisPassword"`
-	DB         int    `json:"redisDb"`
-	TLS        bool   `json:"redisSsl"`
-	CACert     string `json:"redisCaCert"`     // PEM file path
-	ClientCert string `json:"redisClientCert"` // PEM file path, for mutual TLS
-	ClientKey  string `json:"redisClientKey"`  // PEM file path, for mutual TLS
+	Address, Password             string // Address is host:port
+	DB                            int
+	TLS                           bool
+	CACert, ClientCert, ClientKey string // the client pair for mutual TLS
 }
 
 // Defaults of the stream caps, for the Config fields left at 0.
@@ -91,6 +71,7 @@ const (
 func (c Config) statusStreamMaxLen() int {
 	return cmp.Or(c.StatusStreamMaxLen, DefaultStatusStreamMaxLen)
 }
+
 func (c Config) deadLetterMaxLen() int { return cmp.Or(c.DeadLetterMaxLen, DefaultDeadLetterMaxLen) }
 
 // Default returns the configuration used for everything that the config
@@ -101,45 +82,16 @@ func Default() Config {
 		name = "sendhooks"
 	}
 	return Config{
-		Redis:                RedisConfig{Address: "127.0.0.1:6379"},
-		JobStream:            sendhooks.DefaultJobStream,
-		StatusStream:         sendhooks.DefaultStatusStream,
-		ConsumerGroup:        "sendhooks",
-		ConsumerName:         name,
-		NumWorkers:           64,
-		BatchSize:            128,
-		RequestTimeout:       15 * time.Second,
-		RetrySchedule:        []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
-		VisibilityTimeout:    2 * time.Minute,
-		ShutdownTimeout:      30 * time.Second,
-		SecretHashHeaderName: "X-Secret-Hash",
-		SendSecretHashHeader: true,
-		LogLevel:             "info",
+		Redis:     RedisConfig{Address: "127.0.0.1:6379"},
+		JobStream: sendhooks.DefaultJobStream, StatusStream: sendhooks.DefaultStatusStream,
+		ConsumerGroup: "sendhooks", ConsumerName: name,
+		NumWorkers: 64, BatchSize: 128,
+		RequestTimeout:    15 * time.Second,
+		RetrySchedule:     []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		VisibilityTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second,
+		SecretHashHeaderName: "X-Secret-Hash", SendSecretHashHeader: true,
+		LogLevel: "info",
 	}
-}
-
-// ConfigPath picks the config file the engine reads: flagValue when it is
-// given, else ./config.json when it exists, else /root/config.json (where
-// the older Docker image read it) when it exists, else "" for defaults plus
-// environment overrides.
-func ConfigPath(flagValue string) string {
-	return firstPresent(flagValue, "./config.json", "/root/config.json")
-}
-
-// firstPresent returns explicit when set, else the first candidate that
-// exists. A candidate that cannot be checked for another reason than its
-// absence (a permission error, say) counts as present, so that loading it
-// reports the problem instead of silently running on defaults.
-func firstPresent(explicit string, candidates ...string) string {
-	if explicit != "" {
-		return explicit
-	}
-	for _, p := range candidates {
-		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
-			return p
-		}
-	}
-	return ""
 }
 
 // Resolve checks c with Validate and returns it with SecretHashHeaderName
@@ -176,6 +128,11 @@ func (c Config) Validate() error {
 	sharesStatus := func(name, stream string) error {
 		return failIf(c.StatusStream == stream, "redisStreamStatusName", "must differ from %s, both are %q", name, stream)
 	}
+	for i, d := range c.RetrySchedule {
+		if d < 0 {
+			return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("must not be negative, got %v", d)}
+		}
+	}
 	for _, err := range []error{
 		hostPort("redisAddress", c.Redis.Address, false),
 		failIf(c.Redis.DB < 0, "redisDb", "must be at least 0, got %d", c.Redis.DB),
@@ -191,7 +148,6 @@ func (c Config) Validate() error {
 		failIf(c.MaxPerHost < 0, "maxPerHost", "must be at least 0 (0 for no cap), got %d", c.MaxPerHost),
 		failIf(c.RequestTimeout <= 0, "requestTimeout", "must be more than 0s, got %v", c.RequestTimeout),
 		failIf(len(c.RetrySchedule) > maxRetrySchedule, "retrySchedule", "must hold at most %d waits, got %d", maxRetrySchedule, len(c.RetrySchedule)),
-		negativeWait(c.RetrySchedule),
 		failIf(c.VisibilityTimeout <= c.RequestTimeout, "visibilityTimeout", "must be longer than requestTimeout (%v), got %v", c.RequestTimeout, c.VisibilityTimeout),
 		failIf(c.ShutdownTimeout < 0, "shutdownTimeout", "must be at least 0s, got %v", c.ShutdownTimeout),
 		failIf(c.StatusStreamMaxLen < 0, "statusStreamMaxLen", "must be at least 0, got %d", c.StatusStreamMaxLen),
@@ -234,23 +190,12 @@ func failIf(bad bool, key, format string, args ...any) error {
 	return &keyError{key: key, err: fmt.Errorf(format, args...)}
 }
 
-func negativeWait(waits []time.Duration) error {
-	i := slices.IndexFunc(waits, func(d time.Duration) bool { return d < 0 })
-	if i < 0 {
-		return nil
-	}
-	return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("must not be negative, got %v", waits[i])}
-}
-
 func hostPort(key, v string, optional bool) error {
-	if v == "" && optional {
-		return nil
-	}
 	_, port, err := net.SplitHostPort(v)
 	if err == nil && port == "" {
 		err = errors.New("no port")
 	}
-	return failIf(err != nil, key, "want host:port, got %q (%v)", v, err)
+	return failIf(err != nil && (v != "" || !optional), key, "want host:port, got %q (%v)", v, err)
 }
 
 // LogStart logs the configuration at start. It warns of a numWorkers below
@@ -264,29 +209,18 @@ func (c Config) LogStart(log *slog.Logger, file string) {
 	}
 }
 
-// LogValue prints the configuration for the start-up log, under the keys of
+// LogValue prints the configuration for the start-up log under the keys of
 // the config file, with the Redis password shown as "****" when it is set.
 func (c Config) LogValue() slog.Value {
-	redis := append(c.Redis.attrs(), slog.String("redisStreamName", c.JobStream), slog.String("redisStreamStatusName", c.StatusStream))
-	return slog.GroupValue(
-		slog.Attr{Key: "redis", Value: slog.GroupValue(redis...)},
-		slog.String("consumerGroup", c.ConsumerGroup),
-		slog.String("consumerName", c.ConsumerName),
-		slog.Int("numWorkers", c.NumWorkers),
-		slog.Int("channelSize", c.BatchSize),
-		slog.Int("maxPerHost", c.MaxPerHost),
-		slog.Duration("requestTimeout", c.RequestTimeout),
-		slog.Any("retrySchedule", c.RetrySchedule),
-		slog.Duration("visibilityTimeout", c.VisibilityTimeout),
-		slog.Duration("shutdownTimeout", c.ShutdownTimeout),
-		slog.Int("statusStreamMaxLen", c.statusStreamMaxLen()),
-		slog.Int("deadLetterMaxLen", c.deadLetterMaxLen()),
-		slog.Bool("allowPrivateNetworks", c.AllowPrivateNetworks),
-		slog.String("secretHashHeaderName", c.SecretHashHeaderName),
-		slog.Bool("sendSecretHashHeader", c.SendSecretHashHeader),
-		slog.String("metricsAddress", c.MetricsAddress),
-		slog.String("logLevel", c.LogLevel),
-	)
+	c.StatusStreamMaxLen, c.DeadLetterMaxLen = c.statusStreamMaxLen(), c.deadLetterMaxLen()
+	c.Redis = c.Redis.masked()
+	var attrs []slog.Attr
+	for _, s := range c.table() {
+		if s.env != "" { // broker has no value to show
+			attrs = append(attrs, slog.Any(s.key, reflect.ValueOf(s.field).Elem().Interface()))
+		}
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // String prints the configuration as LogValue does, without the password.
@@ -294,23 +228,16 @@ func (c Config) String() string { return c.LogValue().String() }
 
 // LogValue prints the Redis settings with the password shown as "****"
 // when it is set.
-func (r RedisConfig) LogValue() slog.Value { return slog.GroupValue(r.attrs()...) }
+func (r RedisConfig) LogValue() slog.Value { return slog.AnyValue(redisFields(r.masked())) }
 
 // String prints the Redis settings as LogValue does, without the password.
-func (r RedisConfig) String() string { return r.LogValue().String() }
+func (r RedisConfig) String() string { return fmt.Sprintf("%+v", redisFields(r.masked())) }
 
-func (r RedisConfig) attrs() []slog.Attr {
-	password := ""
+type redisFields RedisConfig // without the methods, to print the fields
+
+func (r RedisConfig) masked() RedisConfig {
 	if r.Password != "" {
-		password = "****"
+		r.Password = "****"
 	}
-	return []slog.Attr{
-		slog.String("redisAddress", r.Address),
-		slog.String("redisPassword", password),
-		slog.Int("redisDb", r.DB),
-		slog.Bool("redisSsl", r.TLS),
-		slog.String("redisCaCert", r.CACert),
-		slog.String("redisClientCert", r.ClientCert),
-		slog.String("redisClientKey", r.ClientKey),
-	}
+	return r
 }

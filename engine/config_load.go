@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -16,18 +17,82 @@ import (
 	"github.com/agnivade/levenshtein"
 )
 
+// setting is one config key: its name in the file, the environment
+// variable that overrides it ("" for none) and a pointer to the field it
+// sets, which encoding/json decodes the key's value into.
+type setting struct {
+	key, env string
+	field    any
+}
+
+// table lists every config key with the field of c it sets.
+func (c *Config) table() []setting {
+	return []setting{
+		{"redisAddress", "SENDHOOKS_REDIS_ADDRESS", &c.Redis.Address},
+		{"redisPassword", "SENDHOOKS_REDIS_PASSWORD", &c.Redis.Password},
+		{"redisDb", "SENDHOOKS_REDIS_DB", &c.Redis.DB},
+		{"redisSsl", "SENDHOOKS_REDIS_SSL", &c.Redis.TLS},
+		{"redisCaCert", "SENDHOOKS_REDIS_CA_CERT", &c.Redis.CACert},
+		{"redisClientCert", "SENDHOOKS_REDIS_CLIENT_CERT", &c.Redis.ClientCert},
+		{"redisClientKey", "SENDHOOKS_REDIS_CLIENT_KEY", &c.Redis.ClientKey},
+		{"redisStreamName", "SENDHOOKS_REDIS_STREAM_NAME", &c.JobStream},
+		{"redisStreamStatusName", "SENDHOOKS_REDIS_STREAM_STATUS_NAME", &c.StatusStream},
+		{"broker", "", new(broker)},
+		{"consumerGroup", "SENDHOOKS_CONSUMER_GROUP", &c.ConsumerGroup},
+		{"consumerName", "SENDHOOKS_CONSUMER_NAME", &c.ConsumerName},
+		{"numWorkers", "SENDHOOKS_NUM_WORKERS", &c.NumWorkers},
+		{"channelSize", "SENDHOOKS_CHANNEL_SIZE", &c.BatchSize},
+		{"maxPerHost", "SENDHOOKS_MAX_PER_HOST", &c.MaxPerHost},
+		{"requestTimeout", "SENDHOOKS_REQUEST_TIMEOUT", (*duration)(&c.RequestTimeout)},
+		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", (*durations)(&c.RetrySchedule)},
+		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", (*duration)(&c.VisibilityTimeout)},
+		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", (*duration)(&c.ShutdownTimeout)},
+		{"statusStreamMaxLen", "SENDHOOKS_STATUS_STREAM_MAX_LEN", (*count)(&c.StatusStreamMaxLen)},
+		{"deadLetterMaxLen", "SENDHOOKS_DEAD_LETTER_MAX_LEN", (*count)(&c.DeadLetterMaxLen)},
+		{"allowPrivateNetworks", "SENDHOOKS_ALLOW_PRIVATE_NETWORKS", &c.AllowPrivateNetworks},
+		{"secretHashHeaderName", "SENDHOOKS_SECRET_HASH_HEADER_NAME", &c.SecretHashHeaderName},
+		{"sendSecretHashHeader", "SENDHOOKS_SEND_SECRET_HASH_HEADER", &c.SendSecretHashHeader},
+		{"metricsAddress", "SENDHOOKS_METRICS_ADDRESS", &c.MetricsAddress},
+		{"logLevel", "SENDHOOKS_LOG_LEVEL", &c.LogLevel},
+	}
+}
+
+// settings lists every config key, pointing into a Config of no use.
+func settings() []setting { return new(Config).table() }
+
+// ConfigPath picks the config file the engine reads: flagValue when given,
+// else ./config.json, else /root/config.json (where the older Docker image
+// read it), else "" for none.
+func ConfigPath(flagValue string) string {
+	return firstPresent(flagValue, "./config.json", "/root/config.json")
+}
+
+// firstPresent returns explicit when set, else the first candidate that
+// exists. One that cannot be checked (a permission error, say) counts as
+// present, so that loading it reports the problem.
+func firstPresent(explicit string, candidates ...string) string {
+	if explicit != "" {
+		return explicit
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			return p
+		}
+	}
+	return ""
+}
+
 // Load builds the engine's configuration: Default, then the JSON file at
-// path (none when path is ""), then the SENDHOOKS_* environment variables
-// read through getenv (none when getenv is nil; "" counts as not set), then
-// Resolve.
+// path (none when ""), then the SENDHOOKS_* variables read through getenv
+// (none when nil; "" counts as not set), then Resolve.
 //
 // The file takes either shape of the older engine: flat, every key at the
-// top, or nested, the redis* keys inside a "redis" object. Keys match
+// top, or nested, the redis* keys in a "redis" object. Keys match
 // regardless of case, as they did. An unknown key, a value of the wrong
 // type or an impossible value is an error naming the key as it was given
-// (or the environment variable) and the value.
+// (or its environment variable) and the value.
 func Load(path string, getenv func(string) string) (Config, error) {
-	cfg, given := Default(), map[string]keyError{} // where each key was given
+	cfg, given, where := Default(), map[string]keyError{}, "config"
 	err := readFile(path, &cfg, given)
 	if err == nil && getenv != nil {
 		err = readEnv(getenv, &cfg, given)
@@ -35,87 +100,20 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err == nil {
 		cfg, err = cfg.Resolve()
 		if ke, ok := errors.AsType[*keyError](err); ok && given[ke.key].key != "" {
-			ke.key, ke.from = given[ke.key].key, given[ke.key].from
+			ke.key, ke.from = given[ke.key].key, given[ke.key].from // as it was given
 		}
 	}
-	if err != nil && path != "" {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	} else if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+	if path != "" {
+		where += " " + path
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", where, err)
 	}
 	return cfg, nil
 }
 
-// setting is one config key and the environment variable that overrides
-// it, whose text asJSON turns into the key's JSON value.
-type setting struct {
-	key, env string
-	asJSON   func(string) json.RawMessage
-}
-
-// settings is the table of every config key.
-func settings() []setting {
-	return []setting{
-		{"redis", "", nil}, // the older engine's object of redis* keys
-		{"redisAddress", "SENDHOOKS_REDIS_ADDRESS", text},
-		{"redisPassword", "SENDHOOKS_REDIS_PASSWORD", text},
-		{"redisDb", "SENDHOOKS_REDIS_DB", number},
-		{"redisSsl", "SENDHOOKS_REDIS_SSL", boolean},
-		{"redisCaCert", "SENDHOOKS_REDIS_CA_CERT", text},
-		{"redisClientCert", "SENDHOOKS_REDIS_CLIENT_CERT", text},
-		{"redisClientKey", "SENDHOOKS_REDIS_CLIENT_KEY", text},
-		{"redisStreamName", "SENDHOOKS_REDIS_STREAM_NAME", text},
-		{"redisStreamStatusName", "SENDHOOKS_REDIS_STREAM_STATUS_NAME", text},
-		{"broker", "", nil},
-		{"numWorkers", "SENDHOOKS_NUM_WORKERS", number},
-		{"maxPerHost", "SENDHOOKS_MAX_PER_HOST", number},
-		{"channelSize", "SENDHOOKS_CHANNEL_SIZE", number},
-		{"requestTimeout", "SENDHOOKS_REQUEST_TIMEOUT", text},
-		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", list},
-		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", text},
-		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", text},
-		{"statusStreamMaxLen", "SENDHOOKS_STATUS_STREAM_MAX_LEN", number},
-		{"deadLetterMaxLen", "SENDHOOKS_DEAD_LETTER_MAX_LEN", number},
-		{"allowPrivateNetworks", "SENDHOOKS_ALLOW_PRIVATE_NETWORKS", boolean},
-		{"secretHashHeaderName", "SENDHOOKS_SECRET_HASH_HEADER_NAME", text},
-		{"sendSecretHashHeader", "SENDHOOKS_SEND_SECRET_HASH_HEADER", boolean},
-		{"metricsAddress", "SENDHOOKS_METRICS_ADDRESS", text},
-		{"consumerGroup", "SENDHOOKS_CONSUMER_GROUP", text},
-		{"consumerName", "SENDHOOKS_CONSUMER_NAME", text},
-		{"logLevel", "SENDHOOKS_LOG_LEVEL", text},
-	}
-}
-
-// How the text of an environment variable becomes a JSON value. Text that
-// is not of the kind becomes a JSON string, which decode then refuses
-// naming it. The older engine's string redisDb and redisSsl ("0", "false",
-// "" for either) are read the same way.
-func text(s string) json.RawMessage { v, _ := json.Marshal(s); return v }
-
-func number(s string) json.RawMessage {
-	if t := cmp.Or(strings.TrimSpace(s), "0"); json.Valid([]byte(t)) {
-		return json.RawMessage(t)
-	}
-	return text(s)
-}
-
-func boolean(s string) json.RawMessage {
-	if b, err := strconv.ParseBool(cmp.Or(strings.TrimSpace(s), "false")); err == nil {
-		return json.RawMessage(strconv.FormatBool(b))
-	}
-	return text(s)
-}
-
-func list(s string) json.RawMessage { // comma-separated
-	items := strings.Split(s, ",")
-	for i := range items {
-		items[i] = strings.TrimSpace(items[i])
-	}
-	v, _ := json.Marshal(items)
-	return v
-}
-
-// readFile decodes the config file at path, if any, into c.
+// readFile decodes the config file at path, if any, into c; given records
+// where each key was given.
 func readFile(path string, c *Config, given map[string]keyError) error {
 	if path == "" {
 		return nil
@@ -138,18 +136,15 @@ func readFile(path string, c *Config, given map[string]keyError) error {
 }
 
 // readObject decodes the keys of one JSON object into c: the file's top
-// level (prefix "") or the older engine's "redis" object (prefix "redis.",
-// as the file spells it). given records each key's path in the file.
+// level (prefix "") or the older engine's "redis" object ("redis.").
 func readObject(object map[string]json.RawMessage, prefix string, c *Config, given map[string]keyError) error {
 	names := slices.Sorted(maps.Keys(object))
 	var unknown []string
 	for _, name := range names {
-		switch key := lookup(name).key; {
-		case allowed(key, prefix != ""):
-		case key != "":
+		if key := c.lookup(name).key; key == "" {
+			unknown = append(unknown, strconv.Quote(prefix+name)+hint(name, prefix))
+		} else if !allowed(key, prefix) {
 			unknown = append(unknown, strconv.Quote(prefix+name)+" (allowed at the top level only)")
-		default:
-			unknown = append(unknown, strconv.Quote(prefix+name)+hint(name, prefix != ""))
 		}
 	}
 	if len(unknown) == 1 {
@@ -158,21 +153,20 @@ func readObject(object map[string]json.RawMessage, prefix string, c *Config, giv
 		return fmt.Errorf("unknown keys %s", strings.Join(unknown, ", "))
 	}
 	for _, name := range names {
-		key, at, value := lookup(name).key, keyError{key: prefix + name}, object[name]
-		if first, ok := given[key]; ok {
-			return fmt.Errorf("key %q is given twice: as %q and as %q", key, first.key, at.key)
+		s, at, value := c.lookup(name), keyError{key: prefix + name}, object[name]
+		if first, ok := given[s.key]; ok {
+			return fmt.Errorf("key %q is given twice: as %q and as %q", s.key, first.key, at.key)
 		}
-		given[key] = at
-		var inner map[string]json.RawMessage
+		given[s.key] = at
 		var err error
-		switch {
-		case key != "redis":
-			err = decode(c, key, value, at)
-		case json.Unmarshal(value, &inner) == nil && inner != nil:
-			err = readObject(inner, at.key+".", c, given)
-		default:
+		var inner map[string]json.RawMessage
+		if s.key != "redis" {
+			err = decode(s, value, at)
+		} else if json.Unmarshal(value, &inner) != nil || inner == nil {
 			at.err = fmt.Errorf("want an object of redis* keys, got %s", describe(value, false))
 			err = &at
+		} else {
+			err = readObject(inner, at.key+".", c, given)
 		}
 		if err != nil {
 			return err
@@ -182,9 +176,9 @@ func readObject(object map[string]json.RawMessage, prefix string, c *Config, giv
 }
 
 // lookup finds the setting of a key, matching its name regardless of case;
-// the key is "" when there is none.
-func lookup(name string) setting {
-	for _, s := range settings() {
+// the key is "" when there is none. "redis" is the older engine's object.
+func (c *Config) lookup(name string) setting {
+	for _, s := range append(c.table(), setting{key: "redis"}) {
 		if strings.EqualFold(s.key, name) {
 			return s
 		}
@@ -192,16 +186,16 @@ func lookup(name string) setting {
 	return setting{}
 }
 
-// allowed says whether key may be given at the top level, or inside the
-// "redis" object, which takes the redis* keys.
-func allowed(key string, inRedis bool) bool {
-	return key != "" && (!inRedis || key != "redis" && strings.HasPrefix(key, "redis"))
+// allowed says whether key may be given at the top level (prefix ""),
+// which takes every key, or in the "redis" object, which takes redis*.
+func allowed(key, prefix string) bool {
+	return prefix == "" || key != "redis" && strings.HasPrefix(key, "redis")
 }
 
 // hint suggests the key an unknown name probably meant.
-func hint(name string, inRedis bool) string {
+func hint(name, prefix string) string {
 	for _, s := range settings() {
-		if allowed(s.key, inRedis) && levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(s.key)) <= 2 {
+		if allowed(s.key, prefix) && levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(s.key)) <= 2 {
 			return fmt.Sprintf(" (did you mean %q?)", s.key)
 		}
 	}
@@ -209,76 +203,77 @@ func hint(name string, inRedis bool) string {
 }
 
 // readEnv applies the SENDHOOKS_* variables that are set, each decoded as
-// its key's value in the file would be.
+// the JSON value its text stands for (asJSON).
 func readEnv(getenv func(string) string, c *Config, given map[string]keyError) error {
-	for _, s := range settings() {
-		value := ""
-		if s.env != "" {
-			value = getenv(s.env)
-		}
-		if value == "" {
+	for _, s := range c.table() {
+		if s.env == "" || getenv(s.env) == "" {
 			continue
 		}
-		at := keyError{key: s.key, from: s.env}
+		text, at := getenv(s.env), keyError{key: s.key, from: s.env}
 		given[s.key] = at
 		if s.key != "redisPassword" {
-			at.from += "=" + strconv.Quote(value)
+			at.from += "=" + strconv.Quote(text)
 		}
-		if err := decode(c, s.key, s.asJSON(value), at); err != nil {
+		if err := decode(s, asJSON(s.field, text), at); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// configJSON is what a key's value decodes into: the Config, whose json
-// tags name the keys, and for the keys whose JSON form is not their field's
-// Go type, the fields below, which encoding/json takes over the embedded
-// ones of the same name.
-type configJSON struct {
-	*Config
-	*RedisConfig
-	Broker             *broker    `json:"broker"`
-	RequestTimeout     *duration  `json:"requestTimeout"`
-	RetrySchedule      *durations `json:"retrySchedule"`
-	VisibilityTimeout  *duration  `json:"visibilityTimeout"`
-	ShutdownTimeout    *duration  `json:"shutdownTimeout"`
-	StatusStreamMaxLen *count     `json:"statusStreamMaxLen"`
-	DeadLetterMaxLen   *count     `json:"deadLetterMaxLen"`
+// asJSON turns text, from an environment variable or one of the older
+// engine's strings ("0", "false", "" for either), into the JSON value it
+// stands for in field. Text of another kind becomes a JSON string, which
+// decode refuses, naming it.
+func asJSON(field any, text string) json.RawMessage {
+	trimmed := strings.TrimSpace(text)
+	switch field.(type) {
+	case *int, *count:
+		if n := cmp.Or(trimmed, "0"); json.Valid([]byte(n)) {
+			return json.RawMessage(n)
+		}
+	case *bool:
+		if b, err := strconv.ParseBool(cmp.Or(trimmed, "false")); err == nil {
+			return json.RawMessage(strconv.FormatBool(b))
+		}
+	case *durations: // comma-separated
+		items := strings.Split(text, ",")
+		for i := range items {
+			items[i] = strings.TrimSpace(items[i])
+		}
+		list, _ := json.Marshal(items)
+		return list
+	}
+	quoted, _ := json.Marshal(text)
+	return quoted
 }
 
-// decode gives c one key's JSON value. An error names the key as at does,
-// and the value got.
-func decode(c *Config, key string, value json.RawMessage, at keyError) error {
+// decode gives the setting's field a JSON value; an error names the key as
+// at does, and the value.
+func decode(s setting, value json.RawMessage, at keyError) error {
+	var text string
 	if string(value) == "null" { // encoding/json would leave the field as it is
 		at.err = errors.New("want a value, got null")
 		return &at
+	} else if (s.key == "redisDb" || s.key == "redisSsl") && json.Unmarshal(value, &text) == nil {
+		value = asJSON(s.field, text) // the older engine wrote them as strings
 	}
-	raw, s := value, ""
-	if (key == "redisDb" || key == "redisSsl") && json.Unmarshal(value, &s) == nil {
-		raw = lookup(key).asJSON(s) // the older engine wrote them as strings
-	}
-	object, _ := json.Marshal(map[string]json.RawMessage{key: raw})
-	err := json.Unmarshal(object, &configJSON{Config: c, RedisConfig: &c.Redis, Broker: new(broker),
-		RequestTimeout: (*duration)(&c.RequestTimeout), VisibilityTimeout: (*duration)(&c.VisibilityTimeout),
-		ShutdownTimeout: (*duration)(&c.ShutdownTimeout), RetrySchedule: (*durations)(&c.RetrySchedule),
-		StatusStreamMaxLen: (*count)(&c.StatusStreamMaxLen), DeadLetterMaxLen: (*count)(&c.DeadLetterMaxLen)})
+	err := json.Unmarshal(value, s.field)
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		err = errors.New(map[string]string{"int": "a whole number", "bool": "true or false", "string": "a string"}[te.Type.String()])
 	}
 	if ke, ok := errors.AsType[*keyError](err); ok { // an item of a list
 		at.index, at.err = ke.index, ke.err
 	} else if err != nil {
-		at.err = fmt.Errorf("want %s, got %s", err, describe(value, key == "redisPassword"))
+		at.err = fmt.Errorf("want %s, got %s", err, describe(value, s.key == "redisPassword"))
 	} else {
 		return nil
 	}
 	return &at
 }
 
-// The value types below read the keys whose JSON form is not their field's
-// Go type. Their errors say what a good value looks like; decode adds the
-// value got.
+// The types below read the keys whose JSON form is not their field's Go
+// type. Their errors say what a good value looks like.
 type (
 	duration  time.Duration   // a Go duration string, "15s"
 	durations []time.Duration // an array of them
@@ -296,6 +291,8 @@ func (d *duration) UnmarshalJSON(raw []byte) error {
 	}
 	return errors.New(`a Go duration such as "15s" or "1h30m"`)
 }
+
+func (d duration) String() string { return time.Duration(d).String() }
 
 func (ds *durations) UnmarshalJSON(raw []byte) error {
 	var items []json.RawMessage

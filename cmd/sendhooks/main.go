@@ -59,7 +59,7 @@ func run() error {
 	if path == "" {
 		log.Info("no config file found; running on defaults and SENDHOOKS_* environment variables")
 	}
-	log.Info("config loaded", "file", path, "config", cfg)
+	cfg.LogStart(log, path)
 
 	rdb, err := engine.NewRedisClient(cfg)
 	if err != nil {
