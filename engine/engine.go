@@ -22,6 +22,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,7 +91,7 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 		keys:     k,
 		http:     newDeliverer(cfg),
 		recorder: newRecorder(rdb, k, jobsHeld(cfg.NumWorkers)),
-		hosts:    newHostLimiter(cfg.MaxPerHost),
+		hosts:    newHostLimiter(cmp.Or(cfg.MaxPerHost, cfg.NumWorkers)), // maxPerHost 0: no cap
 		upkeep:   upkeep{every: trimEvery},
 		slots:    make(chan struct{}, jobsHeld(cfg.NumWorkers)),
 		// As many places as slots: a send never waits, since every entry
