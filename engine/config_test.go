@@ -614,3 +614,41 @@ func TestConfigEnvNamesFollowKeys(t *testing.T) {
 		}
 	}
 }
+
+// The older engine's example config says "NumWorkers": 1, which that engine
+// ignored (it ran a goroutine per job); here it means one delivery at a
+// time, so the start-up log warns, naming the value and how to raise it.
+func TestConfigLogStartWarnsOfFewWorkers(t *testing.T) {
+	t.Parallel()
+	oldExample := writeConfig(t, `{
+  "Redis": {"redisAddress": "127.0.0.1:6379", "redisDb": "0", "redisSsl": "false",
+    "redisStreamName": "example_stream", "redisStreamStatusName": "status_stream"},
+  "SecretHashHeaderName": "dump_value", "Broker": "redis", "NumWorkers": 1, "ChannelSize": 1
+}`)
+	for _, tt := range []struct {
+		workers string // SENDHOOKS_NUM_WORKERS; "" keeps the file's 1
+		warn    string // the warning expected; "" for none
+	}{
+		{"", "numWorkers is 1, so deliveries run 1 at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS"},
+		{"3", "numWorkers is 3, so deliveries run 3 at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS"},
+		{"4", ""},
+		{"64", ""},
+	} {
+		cfg, err := Load(oldExample, envOf(map[string]string{"SENDHOOKS_NUM_WORKERS": tt.workers}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logged bytes.Buffer
+		cfg.LogStart(slog.New(slog.NewTextHandler(&logged, nil)), oldExample)
+		lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+		if !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[0], "config loaded") || !strings.Contains(lines[0], "file="+oldExample) {
+			t.Errorf("numWorkers %q: first line %q; want the config, with the file", tt.workers, lines[0])
+		}
+		switch {
+		case tt.warn == "" && len(lines) != 1:
+			t.Errorf("numWorkers %q: logged %q; want no warning", tt.workers, lines[1:])
+		case tt.warn != "" && (len(lines) != 2 || !strings.Contains(lines[1], "level=WARN") || !strings.Contains(lines[1], tt.warn)):
+			t.Errorf("numWorkers %q: logged %q; want a warning containing %q", tt.workers, lines[1:], tt.warn)
+		}
+	}
+}

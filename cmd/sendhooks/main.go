@@ -47,6 +47,10 @@ func run() error {
 		return nil
 	}
 
+	// Signals are caught from here on, so that one arriving while the engine
+	// starts stops it as gracefully as one arriving later.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	path := engine.ConfigPath(*configFlag)
 	cfg, err := engine.Load(path, os.Getenv)
 	if err != nil {
@@ -67,8 +71,6 @@ func run() error {
 	}
 	defer rdb.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	return engine.New(cfg, rdb, log).Run(ctx)
 }
 
