@@ -204,8 +204,8 @@ func hostPort(key, v string, optional bool) error {
 func (c Config) LogStart(log *slog.Logger, file string) {
 	log.Info("config loaded", "file", file, "config", c)
 	if c.NumWorkers < 4 {
-		log.Warn(fmt.Sprintf("numWorkers is %d, so deliveries run %d at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS (default 64)",
-			c.NumWorkers, c.NumWorkers))
+		log.Warn(fmt.Sprintf("numWorkers is %d, so deliveries run %d at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS (default %d)",
+			c.NumWorkers, c.NumWorkers, Default().NumWorkers))
 	}
 }
 
