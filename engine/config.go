@@ -198,17 +198,6 @@ func hostPort(key, v string, optional bool) error {
 	return failIf(err != nil && (v != "" || !optional), key, "want host:port, got %q (%v)", v, err)
 }
 
-// LogStart logs the configuration at start. It warns of a numWorkers below
-// 4: the older engine's example config said 1 while that engine ran every
-// job at once, and here it means one delivery at a time.
-func (c Config) LogStart(log *slog.Logger, file string) {
-	log.Info("config loaded", "file", file, "config", c)
-	if c.NumWorkers < 4 {
-		log.Warn(fmt.Sprintf("numWorkers is %d, so deliveries run %d at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS (default %d)",
-			c.NumWorkers, c.NumWorkers, Default().NumWorkers))
-	}
-}
-
 // LogValue prints the configuration for the start-up log under the keys of
 // the config file, with the Redis password shown as "****" when it is set.
 func (c Config) LogValue() slog.Value {

@@ -63,7 +63,7 @@ func run() error {
 	if path == "" {
 		log.Info("no config file found; running on defaults and SENDHOOKS_* environment variables")
 	}
-	cfg.LogStart(log, path)
+	logConfig(log, path, cfg)
 
 	rdb, err := engine.NewRedisClient(cfg)
 	if err != nil {
@@ -72,6 +72,17 @@ func run() error {
 	defer rdb.Close()
 
 	return engine.New(cfg, rdb, log).Run(ctx)
+}
+
+// logConfig logs the configuration at start. It warns of a numWorkers
+// below 4: the older engine's example config said 1 while that engine ran
+// every job at once, and here it means one delivery at a time.
+func logConfig(log *slog.Logger, path string, cfg engine.Config) {
+	log.Info("config loaded", "file", path, "config", cfg)
+	if cfg.NumWorkers < 4 {
+		log.Warn(fmt.Sprintf("numWorkers is %d, so deliveries run %d at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS (default %d)",
+			cfg.NumWorkers, cfg.NumWorkers, engine.Default().NumWorkers))
+	}
 }
 
 func newLogger(level string) (*slog.Logger, error) {

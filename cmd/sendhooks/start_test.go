@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendhooks/sendhooks/engine"
 	"github.com/sendhooks/sendhooks/internal/redistest"
 )
 
@@ -96,4 +99,50 @@ func slicesIndex(lines []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// The older engine's example config says "NumWorkers": 1, which that engine
+// ignored (it ran a goroutine per job); here it means one delivery at a
+// time, so the start-up log warns, naming the value and how to raise it.
+func TestLogConfigWarnsOfFewWorkers(t *testing.T) {
+	t.Parallel()
+	oldExample := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(oldExample, []byte(`{
+  "Redis": {"redisAddress": "127.0.0.1:6379", "redisDb": "0", "redisSsl": "false",
+    "redisStreamName": "example_stream", "redisStreamStatusName": "status_stream"},
+  "SecretHashHeaderName": "dump_value", "Broker": "redis", "NumWorkers": 1, "ChannelSize": 1
+}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		workers string // SENDHOOKS_NUM_WORKERS; "" keeps the file's 1
+		warn    string // the warning expected; "" for none
+	}{
+		{"", "numWorkers is 1, so deliveries run 1 at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS"},
+		{"3", "numWorkers is 3, so deliveries run 3 at a time; raise numWorkers in the config file or set SENDHOOKS_NUM_WORKERS"},
+		{"4", ""},
+		{"64", ""},
+	} {
+		cfg, err := engine.Load(oldExample, func(name string) string {
+			if name == "SENDHOOKS_NUM_WORKERS" {
+				return tt.workers
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logged bytes.Buffer
+		logConfig(slog.New(slog.NewTextHandler(&logged, nil)), oldExample, cfg)
+		lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+		if !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[0], "config loaded") || !strings.Contains(lines[0], "file="+oldExample) {
+			t.Errorf("numWorkers %q: first line %q; want the config, with the file", tt.workers, lines[0])
+		}
+		switch {
+		case tt.warn == "" && len(lines) != 1:
+			t.Errorf("numWorkers %q: logged %q; want no warning", tt.workers, lines[1:])
+		case tt.warn != "" && (len(lines) != 2 || !strings.Contains(lines[1], "level=WARN") || !strings.Contains(lines[1], tt.warn)):
+			t.Errorf("numWorkers %q: logged %q; want a warning containing %q", tt.workers, lines[1:], tt.warn)
+		}
+	}
 }
