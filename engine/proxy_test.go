@@ -72,6 +72,13 @@ const (
 
 func startTestProxy(t *testing.T) *testProxy {
 	t.Helper()
+	return startTestProxyServer(t, false)
+}
+
+// startTestProxyServer starts the proxy, with TLS to the proxy itself
+// (an https:// proxy) when overTLS.
+func startTestProxyServer(t *testing.T, overTLS bool) *testProxy {
+	t.Helper()
 	tp := &testProxy{}
 	p := goproxy.NewProxyHttpServer()
 	p.Logger = log.New(io.Discard, "", 0)
@@ -102,7 +109,11 @@ func startTestProxy(t *testing.T) *testProxy {
 		}
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
+	if overTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()
@@ -237,6 +248,36 @@ func TestProxyCarriesHTTPSDeliveriesThroughCONNECT(t *testing.T) {
 	}
 	if r, c := tlsRequests.Load(), tlsConns.Load(); r != 3 || c != 1 {
 		t.Errorf("the receiver saw %d requests on %d TLS connections, want 3 on 1", r, c)
+	}
+}
+
+// TestHTTPSProxyCarriesDeliveries goes through a proxy reached over TLS
+// (an https:// proxy URL, whose certificate is checked): an http job
+// travels in absolute form inside that TLS connection, an https job in a
+// tunnel with a second TLS session inside it.
+func TestHTTPSProxyCarriesDeliveries(t *testing.T) {
+	tp := startTestProxyServer(t, true)
+	if !strings.HasPrefix(tp.url, "https://") {
+		t.Fatalf("proxy at %s, want an https:// URL", tp.url)
+	}
+	plain, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "plain") })
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "secure") }))
+	t.Cleanup(secure.Close)
+	d := proxiedDeliverer(t, tp.url, "", hostResolver{})
+	trust(d, secure) // every httptest server, the proxy's too, has the same certificate
+
+	httpTarget := "receiver.test:" + port(t, plain.URL)
+	httpsTarget := "hooks.example.com:" + port(t, secure.URL)
+	if res := deliverTo(t, d, "http://"+httpTarget+"/hook"); res.err != nil || res.response != "plain" {
+		t.Fatalf("http job through an https proxy: status %d, response %q, err %v", res.statusCode, res.response, res.err)
+	}
+	if res := deliverTo(t, d, "https://"+httpsTarget+"/hook"); res.err != nil || res.response != "secure" {
+		t.Fatalf("https job through an https proxy: status %d, response %q, err %v", res.statusCode, res.response, res.err)
+	}
+	targets, auths := tp.saw()
+	want := []string{"POST http://" + httpTarget + "/hook", "CONNECT " + httpsTarget}
+	if len(targets) != 2 || targets[0] != want[0] || targets[1] != want[1] || auths[0] != wantProxyAuth || auths[1] != wantProxyAuth {
+		t.Errorf("the proxy carried %q with %q, want %q with its credentials", targets, auths, want)
 	}
 }
 
