@@ -21,7 +21,10 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/sendhooks/sendhooks"
 )
 
 // hostResolver answers every name it knows with one address, and fails
@@ -70,14 +73,14 @@ const (
 	proxyPassword = "s3cret"
 )
 
-func startTestProxy(t *testing.T) *testProxy {
+func startTestProxy(t testing.TB) *testProxy {
 	t.Helper()
 	return startTestProxyServer(t, false)
 }
 
 // startTestProxyServer starts the proxy, with TLS to the proxy itself
 // (an https:// proxy) when overTLS.
-func startTestProxyServer(t *testing.T, overTLS bool) *testProxy {
+func startTestProxyServer(t testing.TB, overTLS bool) *testProxy {
 	t.Helper()
 	tp := &testProxy{}
 	p := goproxy.NewProxyHttpServer()
@@ -143,7 +146,7 @@ func proxiedDeliverer(t *testing.T, proxyURL, noProxy string, names hostResolver
 }
 
 // port is the port of a test server's URL.
-func port(t *testing.T, srvURL string) string {
+func port(t testing.TB, srvURL string) string {
 	t.Helper()
 	u, err := url.Parse(srvURL)
 	if err != nil {
@@ -452,5 +455,45 @@ func TestUnsupportedProxySchemeIsNamed(t *testing.T) {
 	const want = `request failed: the proxy socks5://127.0.0.1:1080 has scheme "socks5"; only http:// and https:// proxies are supported`
 	if res.err == nil || res.err.Error() != want {
 		t.Errorf("err %v, want %q", res.err, want)
+	}
+}
+
+// BenchmarkDeliverAttemptViaProxy is BenchmarkDeliverAttempt for an http
+// receiver behind the loopback proxy, whose own work is counted too.
+//
+//	go test -run '^$' -bench DeliverAttemptViaProxy -benchmem ./engine/
+func BenchmarkDeliverAttemptViaProxy(b *testing.B) {
+	rc := benchReceiver(b)
+	tp := startTestProxy(b)
+	cfg := Default()
+	cfg.AllowPrivateNetworks = true
+	cfg, err := cfg.Resolve()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := newDeliverer(cfg)
+	b.Cleanup(d.close)
+	d.proxies = newProxies(&httpproxy.Config{HTTPProxy: tp.url})
+	url := "http://receiver.test:" + port(b, rc.URL) + "/hook"
+	doc := fmt.Sprintf(`{"url":%q,"webhookId":"bench","secretHash":%q,"data":{"order_id":"abc123","amount":"100.00"}}`, url, testSecret)
+	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
+	if tk.bad != nil {
+		b.Fatal(tk.bad)
+	}
+	cpu := startCPU(b, nil)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var sig signer
+		for pb.Next() {
+			if res := d.deliver(context.Background(), tk, &sig); res.err != nil {
+				b.Error(res.err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	cpu.report()
+	if n := tp.requests.Load(); n < int64(b.N) {
+		b.Fatalf("the proxy carried %d requests, want %d", n, b.N)
 	}
 }
