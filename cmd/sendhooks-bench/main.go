@@ -44,7 +44,7 @@ func run() error {
 	}
 
 	eo := bench.EngineOptions{
-		Jobs: 60_000, Rounds: 3, Workers: 64,
+		Jobs: 60_000, Rounds: 3, Hosts: 50,
 		LatencyRate: 1000, LatencyDuration: 10 * time.Second,
 		Backlog: 1_000_000, BacklogRun: 10 * time.Second,
 		IsolationJobs: 20_000, SlowDelay: 2 * time.Second,
@@ -54,8 +54,7 @@ func run() error {
 	quick := flag.Bool("quick", false, "small sizes: check that the benchmark runs, not how fast")
 	only := flag.String("only", "", `measure only "engine" or "monitor"`)
 	flag.IntVar(&eo.Jobs, "jobs", eo.Jobs, "deliveries per throughput run")
-	flag.IntVar(&eo.Workers, "workers", eo.Workers, "engine workers, and the bare client's concurrent requests")
-	flag.IntVar(&eo.Rounds, "rounds", eo.Rounds, "pairs of bare-client and engine runs")
+	flag.IntVar(&eo.Rounds, "rounds", eo.Rounds, "rounds of each comparison of the engine with the bare client, of the latency run and of the isolation runs")
 	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
 	flag.IntVar(&mo.Webhooks, "webhooks", 0, "webhooks sent through the monitor's ingestion, then its API is timed over them (default 1000000; 10000 with -store ferretdb)")
@@ -91,7 +90,7 @@ func run() error {
 		eo.BacklogRun, eo.LatencyRate, eo.LatencyDuration = time.Second, 200, time.Second
 		eo.IsolationJobs, eo.SlowDelay, mo.Requests = 1000, 200*time.Millisecond, 3
 	}
-	for name, v := range map[string]int{"-jobs": eo.Jobs, "-workers": eo.Workers, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog} {
+	for name, v := range map[string]int{"-jobs": eo.Jobs, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog} {
 		if v < 1 {
 			return fmt.Errorf("%s %d: want at least 1", name, v)
 		}
