@@ -1,16 +1,18 @@
 // Command sendhooks-bench measures the engine and the monitor on this
 // machine and prints a Markdown table of the figures, with the project's
 // targets. It starts its own redis-server (from PATH), loopback receivers
-// in its own process, and the engine, the bare HTTP client it is compared
-// with and the monitor (on an SQLite file in a temporary directory) each in
-// a child process of their own.
+// and a forward proxy in its own process, and the engine, the bare HTTP
+// client it is compared with and the monitor (on an SQLite file in a
+// temporary directory) each in a child process of their own. The engine
+// runs on its defaults, as a user without a config file gets them, but for
+// the few settings the table's first row names.
 //
 // Usage:
 //
-//	go run ./cmd/sendhooks-bench            # everything; about 30 minutes on 2 cores
+//	go run ./cmd/sendhooks-bench            # everything; about 15 minutes on 2 cores
 //	go run ./cmd/sendhooks-bench -quick     # small sizes, to check that it runs
-//	go run ./cmd/sendhooks-bench -only engine
-//	go run ./cmd/sendhooks-bench -only monitor  # SQLite, 1,000,000 webhooks; about 17 minutes
+//	go run ./cmd/sendhooks-bench -only engine   # about 7 minutes
+//	go run ./cmd/sendhooks-bench -only monitor  # SQLite, 1,000,000 webhooks; about 5 minutes
 //
 // Progress goes to stderr, the table to stdout. It exits 0 even when a
 // target is missed: the table says so.

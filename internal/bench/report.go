@@ -65,7 +65,7 @@ func (e *EngineResult) rows() []row {
 			fmt.Sprintf(">= %.1f", targetShare), e.ManyShare() >= targetShare),
 		{measure: "proxy: bare Go client through it, requests/s", result: rates(e.ProxyBare)},
 		{measure: "proxy: engine with HTTP_PROXY, deliveries/s", result: rates(e.ProxyEngine)},
-		{measure: "proxy: engine / bare client", result: fmt.Sprintf("%.2f", e.ProxyShare())},
+		{measure: "proxy: engine / bare client", result: e.proxyShare()},
 		e.proxyCarried(),
 		check(fmt.Sprintf("latency XADD to receiver at %d jobs/s, %d jobs: p50 / p95 / p99 / max", e.LatencyRate, e.LatencyJobs),
 			fmt.Sprintf("%s / %s / %s / %s (p99 %s)", ms(lat.P50), ms(lat.P95), ms(lat.P99), ms(lat.Max), e.latencyP99s()),
@@ -103,6 +103,18 @@ func (e *EngineResult) proxyCarried() row {
 		result += ": the proxy carried 0 requests, the engine went direct (it did not take HTTP_PROXY)"
 	}
 	return check("proxy: engine requests the proxy carried", result, "all", carried == want)
+}
+
+// proxyShare is the proxy rows' ratio, which compares nothing when the
+// engine did not go through the proxy.
+func (e *EngineResult) proxyShare() string {
+	share := fmt.Sprintf("%.2f", e.ProxyShare())
+	for _, c := range e.ProxyCarried {
+		if c != int64(e.ProxyJobs) {
+			return share + " (not a proxy figure: the engine went direct, see below)"
+		}
+	}
+	return share
 }
 
 func (e *EngineResult) latencyP99s() string {
