@@ -194,14 +194,14 @@ func parseEntryID(id string) (ms, seq uint64, ok bool) {
 }
 
 // eventAttempt is the number of attempts an event reports. The old engine
-// sent no attempt number, only numberOfTries, which counted the failed
-// attempts: a success after n failures says n.
+// sent no attempt number, only numberOfTries, which it left at 0 on a
+// first-try success.
 func eventAttempt(ev sendhooks.StatusEvent) int {
 	if numbered(ev) {
 		return ev.Attempt
 	}
 	if ev.Status == sendhooks.StatusSuccess {
-		return ev.NumberOfTries + 1
+		return max(ev.NumberOfTries, 1)
 	}
 	return ev.NumberOfTries
 }

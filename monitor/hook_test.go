@@ -132,8 +132,7 @@ func TestApplyKeepsDeliveredAndErrorOfWinningEvent(t *testing.T) {
 }
 
 // oldEngineEvent is the old engine's event for one whole job: no streamId,
-// no attempt number, numberOfTries counting the failed attempts, read
-// under the status-stream entry id entry.
+// no attempt number, read under the status-stream entry id entry.
 func oldEngineEvent(entry, webhookID string, status sendhooks.Status, tries int, created string) Event {
 	ev := sendhooks.StatusEvent{
 		WebhookID: webhookID, Status: status, URL: "https://r.example/" + entry,
@@ -164,7 +163,7 @@ func TestApplyOldEngineEventsNewestWins(t *testing.T) {
 		{"a failure, then a success", []Event{
 			oldEngineEvent("1716544800000-0", "order-42", sendhooks.StatusFailed, 5, early),
 			oldEngineEvent("1716548400000-0", "order-42", sendhooks.StatusSuccess, 2, late),
-		}, oldEngineEvent("1716548400000-0", "order-42", sendhooks.StatusSuccess, 2, late), sendhooks.StatusSuccess, 3},
+		}, oldEngineEvent("1716548400000-0", "order-42", sendhooks.StatusSuccess, 2, late), sendhooks.StatusSuccess, 2},
 		{"a success, then a failure", []Event{
 			oldEngineEvent("1716544800000-0", "order-42", sendhooks.StatusSuccess, 0, early),
 			oldEngineEvent("1716548400000-0", "order-42", sendhooks.StatusFailed, 5, late),
@@ -174,7 +173,7 @@ func TestApplyOldEngineEventsNewestWins(t *testing.T) {
 			oldEngineEvent("1000-0", "order-42", sendhooks.StatusFailed, 5, early),
 			oldEngineEvent("1000-10", "order-42", sendhooks.StatusSuccess, 1, early),
 			oldEngineEvent("1000-2", "order-42", sendhooks.StatusFailed, 5, late),
-		}, oldEngineEvent("1000-10", "order-42", sendhooks.StatusSuccess, 1, early), sendhooks.StatusSuccess, 2},
+		}, oldEngineEvent("1000-10", "order-42", sendhooks.StatusSuccess, 1, early), sendhooks.StatusSuccess, 1},
 		{"no entry ids: the later time wins", []Event{
 			oldEngineEvent("", "order-42", sendhooks.StatusFailed, 5, late),
 			oldEngineEvent("", "order-42", sendhooks.StatusSuccess, 0, early),

@@ -81,7 +81,7 @@ func TestIngestOldEngineEvents(t *testing.T) {
 	ms := func(t time.Time) *time.Time { u := t.UTC().Truncate(time.Millisecond); return &u }
 	want := map[string]monitor.Hook{
 		"order-42": {Status: sendhooks.StatusSuccess, ExternalID: "order-42", Created: ms(t0),
-			Delivered: ms(t1.Add(1500 * time.Millisecond)), NumberOfTries: 3},
+			Delivered: ms(t1.Add(1500 * time.Millisecond)), NumberOfTries: 2},
 		"order-43": {Status: sendhooks.StatusFailed, ExternalID: "order-43", Created: ms(t0),
 			Error: "webhook sending failed with status: 500, response body: down", NumberOfTries: 5},
 		orphanOK: {Status: sendhooks.StatusSuccess, Created: ms(t0), Delivered: ms(t0.Add(1500 * time.Millisecond)), NumberOfTries: 1},
