@@ -210,12 +210,13 @@ func eventAttempt(ev sendhooks.StatusEvent) int {
 // changed. Applying the same events in any order, any number of times,
 // gives the same hook.
 //
-// The status, error, delivered time and url are those of the
-// highest-ranking event (see rank), and so is the number of tries for a
-// hook of unnumbered events, each of which is a whole job of the old
-// engine; for numbered events it is the most any reported. Created is the
-// earliest, payloadSize the largest, the ids, meta data and job the first
-// known (of the numbered events, when the hook has both kinds).
+// The status, error, delivered time and url (when it names one) are
+// those of the highest-ranking event (see rank), and so is the number of
+// tries for a hook of unnumbered events, each of which is a whole job of
+// the old engine; for numbered events it is the most any reported.
+// Created is the earliest, payloadSize the largest, the ids, meta data and
+// job the first known (of the numbered events, when the hook has both
+// kinds).
 func (h *Hook) Apply(ev Event) bool {
 	if h.Attempts == nil {
 		// A list, empty, in MongoDB and the API. Set before the copy: a
@@ -234,11 +235,12 @@ func (h *Hook) Apply(ev Event) bool {
 	case numbered(ev.StatusEvent) && !fresh && !current.numbered:
 		// The first numbered event outranks all before it: what they
 		// named gives way, as it would had this event come first.
-		h.ExternalID, h.MessageID, h.MetaData, h.Job = "", "", "", ""
+		h.URL, h.ExternalID, h.MessageID, h.MetaData, h.Job = "", "", "", "", ""
 	case !numbered(ev.StatusEvent) && current.numbered:
-		ev.WebhookID, ev.MessageID, ev.MetaData, ev.Job = "", "", nil, ""
+		ev.URL, ev.WebhookID, ev.MessageID, ev.MetaData, ev.Job = "", "", "", nil, ""
 	}
 	setIfEmpty(&h.StreamID, ev.StreamID)
+	setIfEmpty(&h.URL, ev.URL) // until an event that outranks it names one
 	setIfEmpty(&h.ExternalID, ev.WebhookID)
 	setIfEmpty(&h.MessageID, ev.MessageID)
 	setIfEmpty((*string)(&h.MetaData), string(ev.MetaData))

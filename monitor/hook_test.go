@@ -267,3 +267,20 @@ func TestApplyMixedEventsAreOrderProof(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyNewestEventWithoutURL: when the newest event names no url, the
+// url an older one named stays, in every order.
+func TestApplyNewestEventWithoutURL(t *testing.T) {
+	older := oldEngineEvent("1716544800000-0", "order-42", sendhooks.StatusFailed, 5, "2024-05-24T10:00:00Z")
+	newer := oldEngineEvent("1716548400000-0", "order-42", sendhooks.StatusSuccess, 0, "2024-05-24T11:00:00Z")
+	newer.URL = ""
+	permutations([]Event{older, newer}, func(order []Event) {
+		var h Hook
+		for _, ev := range order {
+			h.Apply(ev)
+		}
+		if h.Status != sendhooks.StatusSuccess || h.URL != older.URL {
+			t.Fatalf("order %v: status %s, url %q; want success, %q", entries(order), h.Status, h.URL, older.URL)
+		}
+	})
+}
