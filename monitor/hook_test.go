@@ -1,7 +1,10 @@
 package monitor
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -283,4 +286,52 @@ func TestApplyNewestEventWithoutURL(t *testing.T) {
 			t.Fatalf("order %v: status %s, url %q; want success, %q", entries(order), h.Status, h.URL, older.URL)
 		}
 	})
+}
+
+// TestApplyRandomEventsAreOrderProof merges random mixes of the two
+// engines' events of one hook (entries with ties and gaps, some read
+// without an entry id, every status) in random orders with duplicates:
+// every order gives the same hook, and applying an event again changes
+// nothing.
+func TestApplyRandomEventsAreOrderProof(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 5))
+	statuses := []sendhooks.Status{sendhooks.StatusSuccess, sendhooks.StatusFailed, sendhooks.StatusRetrying}
+	const key = "1716544800000-0"
+	for round := range 500 {
+		var evs []Event
+		for range 1 + rng.IntN(6) {
+			st := statuses[rng.IntN(len(statuses))]
+			if rng.IntN(4) == 0 {
+				evs = append(evs, attemptEvent(key, 1+rng.IntN(3), st))
+				continue
+			}
+			entry := fmt.Sprintf("1716544800%03d-%d", rng.IntN(3), rng.IntN(11))
+			if rng.IntN(5) == 0 {
+				entry = ""
+			}
+			ev := oldEngineEvent(entry, key, st, rng.IntN(6), fmt.Sprintf("2024-05-24T1%d:00:00Z", rng.IntN(3)))
+			ev.URL = fmt.Sprintf("https://r.example/%d", rng.IntN(3))
+			evs = append(evs, ev)
+		}
+		var first *Hook
+		for range 6 {
+			order := slices.Clone(evs)
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			order = append(order, order[rng.IntN(len(order))])
+			var h Hook
+			for _, ev := range order {
+				h.Apply(ev)
+			}
+			if first == nil {
+				first = &h
+			} else if !reflect.DeepEqual(*first, h) {
+				t.Fatalf("round %d: events %+v\nin order %v give\n%+v\nwant\n%+v", round, evs, entries(order), h, *first)
+			}
+			for _, ev := range evs {
+				if h.Apply(ev) {
+					t.Fatalf("round %d: applying %+v again changed the hook", round, ev)
+				}
+			}
+		}
+	}
 }
