@@ -17,8 +17,9 @@ import (
 // connection, whose hand-offs cost more than the request on loopback.
 type conn struct {
 	net.Conn
-	raw       net.Conn // the TCP connection, under TLS for https
-	key       string   // the pool's key: scheme and dial address
+	raw       net.Conn  // the TCP connection, under TLS for https
+	key       string    // the pool's key: scheme and dial address, after the proxy's URL if any
+	forward   *proxyHop // the proxy requests are sent to in absolute form; nil: origin form
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	head      *headLimit // bounds what br reads while an answer's head is read
@@ -29,7 +30,8 @@ type conn struct {
 // connPool keeps idle connections by receiver, up to a bound in all and
 // per receiver, for up to idleTimeout.
 type connPool struct {
-	dial        func(ctx context.Context, network, address string) (net.Conn, error)
+	guard       *Dialer     // connects to receivers, and checks those reached through a proxy
+	dialProxy   dialFunc    // connects to proxies, which the guard does not check
 	tls         *tls.Config // cloned per connection with its server name
 	maxIdle     int
 	maxPerKey   int
@@ -41,10 +43,19 @@ type connPool struct {
 	lastSweep time.Time
 }
 
-func newConnPool(dial func(context.Context, string, string) (net.Conn, error), maxIdle, maxPerKey int) *connPool {
+// sessionCacheSize is how many receivers' TLS sessions are kept for
+// resumption, which spares a reconnecting worker the full handshake.
+const sessionCacheSize = 256
+
+func newConnPool(guard *Dialer, maxIdle, maxPerKey int) *connPool {
+	proxyDialer := &net.Dialer{Timeout: guard.Timeout, KeepAlive: guard.KeepAlive}
 	return &connPool{
-		dial:        dial,
-		tls:         &tls.Config{MinVersion: tls.VersionTLS12},
+		guard:     guard,
+		dialProxy: proxyDialer.DialContext,
+		tls: &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ClientSessionCache: tls.NewLRUClientSessionCache(sessionCacheSize),
+		},
 		maxIdle:     maxIdle,
 		maxPerKey:   maxPerKey,
 		idleTimeout: 90 * time.Second,
@@ -78,7 +89,7 @@ func (p *connPool) takeIdle(key string) *conn {
 func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*conn, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	raw, err := p.dial(ctx, "tcp", t.addr)
+	raw, err := p.guard.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -88,17 +99,28 @@ func (p *connPool) connect(ctx context.Context, t target, deadline time.Time) (*
 	}
 	nc := raw
 	if t.tls {
-		cfg := p.tls.Clone()
-		cfg.ServerName = t.hostname
-		tc := tls.Client(raw, cfg)
+		tc := tls.Client(raw, p.tlsFor(t.hostname))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, fmt.Errorf("TLS handshake with %s: %w", t.addr, err)
 		}
 		nc = tc
 	}
+	return newConn(nc, raw, t.key), nil
+}
+
+// tlsFor is the TLS configuration for a server of that name. Every one
+// shares the pool's session cache.
+func (p *connPool) tlsFor(serverName string) *tls.Config {
+	cfg := p.tls.Clone()
+	cfg.ServerName = serverName
+	return cfg
+}
+
+// newConn wraps nc, which runs over the TCP connection raw, for the pool.
+func newConn(nc, raw net.Conn, key string) *conn {
 	head := &headLimit{r: nc, left: -1}
-	return &conn{Conn: nc, raw: raw, key: t.key, head: head, br: bufio.NewReaderSize(head, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &conn{Conn: nc, raw: raw, key: key, head: head, br: bufio.NewReaderSize(head, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 }
 
 // maxAnswerHead bounds the status line and headers of a receiver's answer

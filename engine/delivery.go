@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/net/idna"
 
 	"github.com/sendhooks/sendhooks"
@@ -51,6 +52,7 @@ type attemptResult struct {
 // deliverer makes the HTTP attempts.
 type deliverer struct {
 	conns        *connPool
+	proxies      *proxies // nil: every receiver is reached directly
 	userAgent    string
 	secretHeader string // canonical; "" when the older engine's secret header is off
 	timeout      time.Duration
@@ -65,7 +67,8 @@ func newDeliverer(c Config) *deliverer {
 	d := &deliverer{
 		// As many idle connections per receiver as requests it may have at
 		// once, so that a busy receiver's connections are all kept.
-		conns:     newConnPool(dialer.DialContext, c.NumWorkers*2, cmp.Or(c.MaxPerHost, c.NumWorkers)),
+		conns:     newConnPool(dialer, c.NumWorkers*2, cmp.Or(c.MaxPerHost, c.NumWorkers)),
+		proxies:   newProxies(httpproxy.FromEnvironment()),
 		userAgent: "Sendhooks/" + sendhooks.Version,
 		timeout:   c.RequestTimeout,
 	}
@@ -164,13 +167,29 @@ var errStaleConn = errors.New("kept connection closed by the receiver")
 // or none is kept, and reads the answer into res. The connection is kept
 // again if it can carry another request.
 func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline time.Time, fresh bool, res *attemptResult) error {
+	key := t.to.key
+	var hop *proxyHop
+	if d.proxies != nil {
+		var err error
+		if hop, err = d.proxies.forTarget(t.to); err != nil {
+			return err
+		}
+		if hop != nil {
+			key = hop.key + key
+		}
+	}
 	var c *conn
 	if !fresh {
-		c = d.conns.takeIdle(t.to.key)
+		c = d.conns.takeIdle(key)
 	}
 	if c == nil {
 		var err error
-		if c, err = d.conns.connect(ctx, t.to, deadline); err != nil {
+		if hop != nil {
+			c, err = d.conns.connectVia(ctx, hop, t.to, deadline)
+		} else {
+			c, err = d.conns.connect(ctx, t.to, deadline)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -236,13 +255,13 @@ const concurrentWriteMin = 64 << 10
 // if any, is the attempt's outcome either way.
 func (d *deliverer) send(c *conn, t task, sig *signer, now time.Time) (sent func() error) {
 	if len(t.job.Body()) < concurrentWriteMin {
-		d.writeRequest(c.bw, t, sig, now)
+		d.writeRequest(c.bw, t, sig, now, c.forward)
 		err := c.bw.Flush()
 		return func() error { return err }
 	}
 	written := make(chan error, 1)
 	go func() {
-		d.writeRequest(c.bw, t, sig, now)
+		d.writeRequest(c.bw, t, sig, now, c.forward)
 		written <- c.bw.Flush()
 	}()
 	return func() error {
@@ -300,10 +319,12 @@ const (
 	canonicalSignature   = "Webhook-Signature"
 )
 
-// writeRequest writes the signed POST for one attempt into w. Its header
-// values are known to be free of line breaks: the engine makes them, or
-// newTask has checked them (see headerSafe).
-func (d *deliverer) writeRequest(w *bufio.Writer, t task, sig *signer, now time.Time) {
+// writeRequest writes the signed POST for one attempt into w: in absolute
+// form, with the proxy's credentials, when forward names the proxy it
+// goes to, and in origin form otherwise. Its header values are known to
+// be free of line breaks: the engine makes them, or newTask has checked
+// them (see headerSafe).
+func (d *deliverer) writeRequest(w *bufio.Writer, t task, sig *signer, now time.Time, forward *proxyHop) {
 	body, to, id := t.job.Body(), t.to, t.webhookID()
 	header := func(name, value string) {
 		w.WriteString(name)
@@ -312,9 +333,16 @@ func (d *deliverer) writeRequest(w *bufio.Writer, t task, sig *signer, now time.
 		w.WriteString("\r\n")
 	}
 	w.WriteString("POST ")
+	if forward != nil {
+		w.WriteString("http://")
+		w.WriteString(to.host)
+	}
 	w.WriteString(to.uri)
 	w.WriteString(" HTTP/1.1\r\n")
 	header("Host", to.host)
+	if forward != nil && forward.auth != "" {
+		header("Proxy-Authorization", forward.auth)
+	}
 	header(canonicalUserAgent, d.userAgent)
 	header("Content-Length", strconv.Itoa(len(body)))
 	header(canonicalContentType, "application/json")

@@ -459,3 +459,38 @@ func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
 		t.Errorf("%d connections, want 2: the one with the unasked answer replaced", n)
 	}
 }
+
+// BenchmarkDeliverAttempt measures one attempt on a kept connection, the
+// deliverer alone (no Redis), from as many goroutines as GOMAXPROCS:
+// the hot path the engine's workers run.
+//
+//	go test -run '^$' -bench DeliverAttempt -benchmem ./engine/
+func BenchmarkDeliverAttempt(b *testing.B) {
+	rc := benchReceiver(b)
+	cfg := Default()
+	cfg.AllowPrivateNetworks = true
+	cfg, err := cfg.Resolve()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := newDeliverer(cfg)
+	b.Cleanup(d.close)
+	doc := fmt.Sprintf(`{"url":%q,"webhookId":"bench","secretHash":%q,"data":{"order_id":"abc123","amount":"100.00"}}`, rc.URL, testSecret)
+	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
+	if tk.bad != nil {
+		b.Fatal(tk.bad)
+	}
+	cpu := startCPU(b, nil)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var sig signer
+		for pb.Next() {
+			if res := d.deliver(context.Background(), tk, &sig); res.err != nil {
+				b.Error(res.err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	cpu.report()
+}

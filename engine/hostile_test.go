@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,7 @@ func endlessHeaders(t *testing.T) (url string, closed <-chan struct{}, written *
 					return
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
-				line := "X-Pad: " + strings.Repeat("a", 1000) + "\r\n"
+				line := []byte("X-Pad: " + strings.Repeat("a", 1000) + "\r\n")
 				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\n"); err != nil {
 					return
 				}
@@ -55,7 +56,7 @@ func endlessHeaders(t *testing.T) (url string, closed <-chan struct{}, written *
 					// A deadline in case the engine neither reads nor
 					// closes: the test then fails on its own deadlines.
 					_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-					n, err := io.WriteString(c, line)
+					n, err := c.Write(line) // allocates nothing, for the memory test
 					written.Add(int64(n))
 					if err != nil {
 						once.Do(func() { close(done) })
@@ -110,6 +111,45 @@ func TestEndlessAnswerHeadersFailTheAttempt(t *testing.T) {
 		t.Errorf("the good receiver got %d requests, want the next job once", len(got))
 	}
 	b.waitAcked(t)
+}
+
+// TestEndlessAnswerHeadersReadBounded makes one attempt at a receiver
+// that streams headers without end: it fails with the limit named, long
+// before the request timeout; the connection is closed; and the attempt
+// allocates a bounded amount, where reading the head to its end would
+// take whatever the receiver sends until the timeout.
+func TestEndlessAnswerHeadersReadBounded(t *testing.T) {
+	url, closed, written := endlessHeaders(t)
+	d := testDeliverer(t)
+	d.timeout = time.Minute // far beyond the test's wait: only the limit can end the attempt
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res := deliverTo(t, d, url)
+	runtime.ReadMemStats(&after)
+
+	want := "request failed: " + errAnswerHeadTooLarge.Error()
+	if res.err == nil || res.err.Error() != want || res.statusCode != 0 || res.permanent {
+		t.Fatalf("endless headers: status %d, err %v (permanent %v); want %q, to be retried", res.statusCode, res.err, res.permanent, want)
+	}
+	if res.duration > 10*time.Second {
+		t.Errorf("the attempt took %v; the limit should end it long before the %v timeout", res.duration, d.timeout)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the connection was not closed after the failed attempt (%d bytes sent to it)", written.Load())
+	}
+	if n := len(d.conns.idle); n != 0 {
+		t.Errorf("%d receivers with kept connections, want none", n)
+	}
+	// The head's 64 KiB, parsed into header values, and the connection's
+	// buffers: well under 1 MiB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("the attempt allocated %d KiB, want under 1 MiB", alloc>>10)
+	} else {
+		t.Logf("the attempt allocated %d KiB; the receiver had sent %d KiB", alloc>>10, written.Load()>>10)
+	}
 }
 
 // answerHeadLimit is the documented limit on an answer's head, 64 KiB.

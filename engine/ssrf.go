@@ -222,6 +222,22 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	return d.dialInOrder(ctx, network, addrs, port)
 }
 
+// CheckHost resolves host and checks every address it stands for, as
+// DialContext does, without connecting: for a receiver reached through a
+// proxy, which connects to it itself. With the guard off it does nothing.
+func (d *Dialer) CheckHost(ctx context.Context, host string) error {
+	if d.AllowPrivate {
+		return nil
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	_, err := d.checkedAddrs(ctx, "tcp", host)
+	return err
+}
+
 // checkedAddrs returns the addresses host stands for, all of them allowed.
 func (d *Dialer) checkedAddrs(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	if host == "" {

@@ -23,13 +23,21 @@ type Event struct {
 }
 
 // Key is the id of the hook document the event belongs to: the jobs-stream
-// id the engine reports, or for the old engine's events the producer's
-// webhookId.
+// id the engine reports; for the old engine's events, which carry none,
+// the producer's webhookId; and for an old engine's event without a
+// webhookId (a job that had none), the event's own status-stream entry id,
+// so that each such event is a webhook of its own, as the old monitor kept
+// it. (A status-stream entry id can equal a jobs-stream id only when two
+// streams got an entry in the same millisecond; the two webhooks are then
+// one, whose status is the new engine's, see Hook.Apply.)
 func (e Event) Key() string {
-	if e.StreamID != "" {
+	switch {
+	case e.StreamID != "":
 		return e.StreamID
+	case e.WebhookID != "":
+		return e.WebhookID
 	}
-	return e.WebhookID
+	return e.EntryID
 }
 
 // intFields are the event's whole-number keys; older producers may have
@@ -40,7 +48,9 @@ var intFields = map[string]bool{"payloadSize": true, "numberOfTries": true, "att
 // spellings in use: the new engine's, the old engine's (time.String
 // timestamps, no attempt numbers) and the old monitor's snake_case keys
 // (webhook_id, delivery_error). Whole numbers may be given as strings. An
-// event must name its job (streamId or webhookId) and carry a status.
+// event must carry a status; one that names no job (no streamId, no
+// webhookId: the old engine wrote "" for a job without a webhookId) is
+// kept under its entry id (Event.Key).
 func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
 	// The engine's own spelling decodes straight into the event; anything
 	// else (a snake_case key, a number as a string, a key of another
@@ -88,8 +98,6 @@ func ParseEvent(raw []byte) (sendhooks.StatusEvent, error) {
 func checkEvent(ev sendhooks.StatusEvent) (sendhooks.StatusEvent, error) {
 	ev.Status = sendhooks.Status(strings.ToLower(strings.TrimSpace(string(ev.Status))))
 	switch {
-	case ev.StreamID == "" && ev.WebhookID == "":
-		return ev, errors.New("the event has neither streamId nor webhookId")
 	case ev.Status == "":
 		return ev, errors.New("the event has no status")
 	case ev.Status != sendhooks.StatusSuccess && ev.Status != sendhooks.StatusFailed && ev.Status != sendhooks.StatusRetrying:

@@ -77,12 +77,30 @@ func TestParseEventRefuses(t *testing.T) {
 	for _, raw := range []string{
 		`not json`,
 		`["a"]`,
-		`{"status":"success"}`,
 		`{"webhookId":"w"}`,
+		`{"webhookId":"","url":"https://r.example/"}`,
 		`{"webhookId":"w","status":"success","created":"yesterday"}`,
 	} {
 		if _, err := ParseEvent([]byte(raw)); err == nil {
 			t.Errorf("%s: parsed, want an error", raw)
+		}
+	}
+}
+
+// TestParseEventWithoutWebhookID keeps the old engine's event for a job
+// without a webhookId: it names no job, and goes to a hook of its own
+// keyed by its status-stream entry id.
+func TestParseEventWithoutWebhookID(t *testing.T) {
+	for _, raw := range []string{
+		`{"webhookId":"","status":"success","deliveryError":"","url":"https://r.example/","created":"2024-05-24 10:00:00.5 +0000 UTC m=+1.5","payloadSize":2,"numberOfTries":0,"delivered":"2024-05-24 10:00:01 +0000 UTC m=+2.5"}`,
+		`{"status":"failed"}`,
+	} {
+		ev, err := ParseEvent([]byte(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if key := (Event{EntryID: "1716544800000-3", StatusEvent: ev}).Key(); key != "1716544800000-3" {
+			t.Errorf("%s: key %q, want the entry id", raw, key)
 		}
 	}
 }

@@ -106,7 +106,7 @@ func TestIngestUnparsableEvents(t *testing.T) {
 	e := newTestEnv(t)
 	reg := e.startIngester(t, "m1", nil)
 	e.add(t, "not json")
-	e.add(t, `{"status":"success"}`)
+	e.add(t, `{"webhookId":"no status"}`)
 	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: testStream, Values: []any{"other", "x"}}).Err(); err != nil {
 		t.Fatal(err)
 	}

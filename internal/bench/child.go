@@ -30,7 +30,8 @@ const ChildEnv = "SENDHOOKS_BENCH_ROLE"
 
 // Settings of the bare client child.
 const (
-	bareURLEnv     = "SENDHOOKS_BENCH_URL"
+	bareURLEnv     = "SENDHOOKS_BENCH_URL" // receiver URLs, comma-separated
+	bareProxyEnv   = "SENDHOOKS_BENCH_PROXY"
 	bareJobsEnv    = "SENDHOOKS_BENCH_JOBS"
 	bareWorkersEnv = "SENDHOOKS_BENCH_WORKERS"
 )
@@ -86,7 +87,7 @@ func runBare() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", bareWorkersEnv, err)
 	}
-	rate, err := bareClient(os.Getenv(bareURLEnv), n, workers)
+	rate, err := bareClient(strings.Split(os.Getenv(bareURLEnv), ","), os.Getenv(bareProxyEnv), n, workers)
 	if err != nil {
 		return err
 	}
@@ -95,14 +96,14 @@ func runBare() error {
 }
 
 // runBareChild runs the bare client in a child process and returns its
-// rate.
-func runBareChild(ctx context.Context, url string, n, workers int) (float64, error) {
+// rate: n requests spread evenly over urls, through proxy unless it is "".
+func runBareChild(ctx context.Context, urls []string, proxy string, n, workers int) (float64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("find the benchmark executable: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), ChildEnv+"=bare", bareURLEnv+"="+url,
+	cmd.Env = append(os.Environ(), ChildEnv+"=bare", bareURLEnv+"="+strings.Join(urls, ","), bareProxyEnv+"="+proxy,
 		bareJobsEnv+"="+strconv.Itoa(n), bareWorkersEnv+"="+strconv.Itoa(workers))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -128,13 +129,67 @@ type engineProcess struct {
 // engineSetup is what one engine run works on.
 type engineSetup struct {
 	redis   string // address
-	stream  string // jobs stream; the status stream is stream + "-status"
-	workers int
-	perHost int    // maxPerHost; 0 for the engine's default
+	proxy   string // the engine's HTTP_PROXY; "" for none
 	profile string // CPU profile file of the engine; "" for none
 }
 
-func (s engineSetup) statusStream() string { return s.stream + "-status" }
+// benchSettings are the only settings the benchmark gives the engine; the
+// engine takes its defaults for everything else, as a user who writes no
+// config file gets them. Each is there because the benchmark cannot run
+// without it, and none changes how fast a delivery is made.
+var benchSettings = []struct{ name, why string }{
+	{"SENDHOOKS_REDIS_ADDRESS", "the benchmark's Redis"},
+	// The SSRF guard refuses loopback receivers by default.
+	{"SENDHOOKS_ALLOW_PRIVATE_NETWORKS", "receivers on loopback"},
+	// The benchmark reads readiness and the allocation count from it.
+	{"SENDHOOKS_METRICS_ADDRESS", "readiness, allocations"},
+}
+
+// engineEnv is the engine child's environment: the command's own without
+// any SENDHOOKS_ setting or proxy variable, so that the engine runs on its
+// defaults whatever the shell that started the benchmark says, then
+// benchSettings, then HTTP_PROXY when s names a proxy.
+func engineEnv(s engineSetup, metrics string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD":
+			continue
+		}
+		if !strings.HasPrefix(k, "SENDHOOKS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		ChildEnv+"=engine",
+		"SENDHOOKS_REDIS_ADDRESS="+s.redis,
+		"SENDHOOKS_ALLOW_PRIVATE_NETWORKS=true",
+		"SENDHOOKS_METRICS_ADDRESS="+metrics,
+	)
+	if s.proxy != "" {
+		env = append(env, "HTTP_PROXY="+s.proxy)
+	}
+	if s.profile != "" {
+		env = append(env, profileEnv+"="+s.profile)
+	}
+	return env
+}
+
+// engineConfig is the configuration the engine child runs with, loaded as
+// the child loads it.
+func engineConfig(s engineSetup) (engine.Config, error) {
+	env := map[string]string{}
+	for _, kv := range engineEnv(s, "127.0.0.1:0") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	cfg, err := engine.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		return cfg, fmt.Errorf("the engine's configuration: %w", err)
+	}
+	return cfg, nil
+}
 
 // startEngine starts the engine child and waits until it reports ready.
 func startEngine(ctx context.Context, s engineSetup) (*engineProcess, error) {
@@ -148,22 +203,7 @@ func startEngine(ctx context.Context, s engineSetup) (*engineProcess, error) {
 	}
 	p := &engineProcess{metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{})}
 	p.cmd = exec.Command(exe)
-	p.cmd.Env = append(os.Environ(),
-		ChildEnv+"=engine",
-		"SENDHOOKS_REDIS_ADDRESS="+s.redis,
-		"SENDHOOKS_REDIS_STREAM_NAME="+s.stream,
-		"SENDHOOKS_REDIS_STREAM_STATUS_NAME="+s.statusStream(),
-		"SENDHOOKS_NUM_WORKERS="+strconv.Itoa(s.workers),
-		"SENDHOOKS_ALLOW_PRIVATE_NETWORKS=true", // the receivers are on loopback
-		"SENDHOOKS_METRICS_ADDRESS="+p.metrics,
-		"SENDHOOKS_CONSUMER_NAME=bench",
-	)
-	if s.perHost > 0 {
-		p.cmd.Env = append(p.cmd.Env, "SENDHOOKS_MAX_PER_HOST="+strconv.Itoa(s.perHost))
-	}
-	if s.profile != "" {
-		p.cmd.Env = append(p.cmd.Env, profileEnv+"="+s.profile)
-	}
+	p.cmd.Env = engineEnv(s, p.metrics)
 	p.cmd.Stderr = os.Stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,46 +18,98 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
+	"github.com/sendhooks/sendhooks/engine"
 	"github.com/sendhooks/sendhooks/internal/redisserver"
 )
 
-// EngineOptions sizes the engine's measurements.
+// EngineOptions sizes the engine's measurements. The engine itself runs on
+// its defaults (see benchSettings): how many workers it has, and so how
+// many requests the bare client makes at once, is the engine's default.
 type EngineOptions struct {
 	Jobs            int           // deliveries per throughput run
-	Rounds          int           // pairs of bare-client and engine runs; medians are reported
-	Workers         int           // engine workers, and the bare client's concurrent requests
+	Rounds          int           // rounds of each comparison, latency and isolation run; medians are reported
+	Hosts           int           // receiver hosts of the many-hosts comparison (127.0.0.1 to 127.0.0.Hosts)
 	LatencyRate     int           // jobs per second of the latency run
 	LatencyDuration time.Duration // how long the latency run sends
 	Backlog         int           // jobs queued for the memory measurement
 	BacklogRun      time.Duration // how long the engine works on the backlog while its memory is read
 	IsolationJobs   int           // jobs to the fast receiver in each isolation run (as many go to the slow one)
 	SlowDelay       time.Duration // the slow receiver's time per request
-	CPUProfile      string        // where the engine writes a CPU profile of the last throughput run; "" for none
+	CPUProfile      string        // where the engine writes a CPU profile of the last one-host run; "" for none
 	Progress        io.Writer     // a line per phase
 }
 
 // EngineResult is what the engine's measurements came to.
 type EngineResult struct {
+	// The engine's configuration, as it loaded it: its defaults.
+	Workers, MaxPerHost int // MaxPerHost 0: no per-host cap
+
+	// One receiver host.
 	Bare, Engine []float64 // requests or deliveries per second, one per round
-	// CPU time per 1,000 deliveries in the throughput runs (medians).
+	// Entries the jobs stream gained beyond the jobs written to it, per
+	// delivered job (jobs that went round through the retry set); one per
+	// round.
+	ExtraEntries []float64
+	// CPU time per 1,000 deliveries in the one-host runs (medians).
 	EngineCPU, RedisCPU time.Duration
 	AllocsPerDelivery   float64 // heap allocations of the engine process per delivery
-	Latency             Percentiles
-	LatencyJobs         int
-	BacklogPeakRSS      int64 // the engine's peak resident set with the backlog queued, bytes
-	BacklogDelivered    int   // deliveries made while it was measured
+
+	// Hosts receiver hosts, jobs spread evenly.
+	Hosts                int
+	ManyBare, ManyEngine []float64
+	// The fewest and the most requests one of the hosts had over the
+	// many-hosts runs, bare client and engine together.
+	ManyLeast, ManyMost int64
+
+	// One receiver host behind a forward proxy on loopback.
+	ProxyBare, ProxyEngine []float64
+	// ProxyCarried is how many of each round's engine requests the proxy
+	// carried, of ProxyJobs; 0 means the engine went direct.
+	ProxyCarried []int64
+	ProxyJobs    int
+
+	Latency          []Percentiles // one per round
+	LatencyJobs      int           // per round
+	LatencyRate      int           // jobs per second
+	BacklogJobs      int
+	BacklogPeakRSS   int64 // the engine's peak resident set with the backlog queued, bytes
+	BacklogDelivered int   // deliveries made while it was measured
 	// The fast receiver's deliveries/s alone, and with as many jobs again
 	// for the slow one; one per round.
 	IsolationAlone, IsolationWithSlow []float64
 }
 
-// Share is the engine's median rate as a share of the bare client's.
+// Share is the engine's median rate as a share of the bare client's, with
+// one receiver host.
 func (r EngineResult) Share() float64 { return median(r.Engine) / median(r.Bare) }
+
+// ManyShare is Share with the jobs spread over Hosts receiver hosts.
+func (r EngineResult) ManyShare() float64 { return median(r.ManyEngine) / median(r.ManyBare) }
+
+// ProxyShare is Share with the receiver behind the proxy.
+func (r EngineResult) ProxyShare() float64 { return median(r.ProxyEngine) / median(r.ProxyBare) }
 
 // IsolationCost is the fast receiver's loss of throughput to the slow
 // one, between the medians of the rounds.
 func (r EngineResult) IsolationCost() float64 {
 	return 1 - median(r.IsolationWithSlow)/median(r.IsolationAlone)
+}
+
+// MedianLatency is the median over the rounds of each percentile.
+func (r EngineResult) MedianLatency() Percentiles {
+	pick := func(f func(Percentiles) time.Duration) time.Duration {
+		v := make([]float64, len(r.Latency))
+		for i, p := range r.Latency {
+			v[i] = float64(f(p))
+		}
+		return time.Duration(median(v))
+	}
+	return Percentiles{
+		P50: pick(func(p Percentiles) time.Duration { return p.P50 }),
+		P95: pick(func(p Percentiles) time.Duration { return p.P95 }),
+		P99: pick(func(p Percentiles) time.Duration { return p.P99 }),
+		Max: pick(func(p Percentiles) time.Duration { return p.Max }),
+	}
 }
 
 // Percentiles of a latency distribution.
@@ -72,17 +126,19 @@ func jobDoc(url, webhookID string) string {
 }
 
 // engineBench holds what the engine's measurements share: one
-// redis-server, with a fresh pair of streams for each run.
+// redis-server, and the engine's configuration, which names the streams.
 type engineBench struct {
 	o    EngineOptions
 	rdb  *redis.Client
 	addr string
-	runs int
+	cfg  engine.Config
 }
 
-// Engine runs the engine's measurements: throughput against the bare
-// client, CPU and allocations per delivery, latency at a steady rate,
-// memory with a backlog, and isolation from a slow receiver.
+// Engine runs the engine's measurements, each with the engine on its
+// defaults: throughput against the bare client with one receiver host,
+// with many and through a proxy; CPU, allocations and extra stream entries
+// per delivery; latency at a steady rate; memory with a backlog; and
+// isolation from a slow receiver.
 func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	var res EngineResult
 	srv, err := redisserver.Start(ctx)
@@ -93,8 +149,13 @@ func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 16})
 	defer rdb.Close()
 	b := &engineBench{o: o, rdb: rdb, addr: srv.Addr()}
+	if b.cfg, err = engineConfig(engineSetup{redis: b.addr}); err != nil {
+		return res, err
+	}
+	res.Workers, res.MaxPerHost = b.cfg.NumWorkers, b.cfg.MaxPerHost
+	b.progress("engine defaults: %d workers, per-host cap %s", res.Workers, perHostCap(res.MaxPerHost))
 
-	steps := []func(context.Context, *EngineResult) error{b.throughput, b.latency, b.backlog, b.isolation}
+	steps := []func(context.Context, *EngineResult) error{b.throughput, b.manyHosts, b.proxied, b.latency, b.backlog, b.isolation}
 	for _, step := range steps {
 		if err := step(ctx, &res); err != nil {
 			return res, err
@@ -107,47 +168,84 @@ func (b *engineBench) progress(format string, args ...any) {
 	fmt.Fprintf(b.o.Progress, format+"\n", args...)
 }
 
-// setup names a fresh pair of streams for the next run.
-func (b *engineBench) setup() engineSetup {
-	b.runs++
-	return engineSetup{redis: b.addr, stream: "bench-" + strconv.Itoa(b.runs), workers: b.o.Workers}
+// setup is the next engine run's, on clean streams.
+func (b *engineBench) setup(ctx context.Context) (engineSetup, error) {
+	return engineSetup{redis: b.addr}, b.cleanup(ctx)
 }
 
-// cleanup drops a run's keys so that runs do not pile up in Redis's memory.
-func (b *engineBench) cleanup(ctx context.Context, s engineSetup) {
-	b.rdb.Del(ctx, s.stream, s.statusStream(), sendhooks.RetrySet(s.stream), sendhooks.DeadLetterStream(s.stream))
+// cleanup drops the engine's keys, so that each run starts from empty
+// streams and runs do not pile up in Redis's memory. Runs also defer it,
+// ignoring its error: the next run clears the streams again and reports
+// a failure.
+func (b *engineBench) cleanup(ctx context.Context) error {
+	err := b.rdb.Del(ctx, b.cfg.JobStream, b.cfg.StatusStream, sendhooks.RetrySet(b.cfg.JobStream),
+		sendhooks.DeadLetterStream(b.cfg.JobStream)).Err()
+	if err != nil {
+		return fmt.Errorf("clear the streams: %w", err)
+	}
+	return nil
 }
 
-// throughput alternates bare-client and engine runs, so that both see the
-// same machine, and measures the engine's CPU time and allocations.
+// spread gives job i's document with the jobs spread evenly over urls.
+func spread(urls []string, id string) func(int) string {
+	return func(i int) string { return jobDoc(urls[i%len(urls)], id) }
+}
+
+// compared is one comparison of the engine with the bare client.
+type compared struct {
+	bare, engine []float64
+	figures      []runFigures
+}
+
+// compare alternates bare-client and engine runs, Rounds of each, so that
+// both see the same machine: Jobs requests spread evenly over urls,
+// through proxy unless it is "". profile, when set, gets the last engine
+// run's CPU profile.
+func (b *engineBench) compare(ctx context.Context, name string, urls []string, proxy, profile string) (compared, error) {
+	var c compared
+	for round := 1; round <= b.o.Rounds; round++ {
+		rate, err := runBareChild(ctx, urls, proxy, b.o.Jobs, b.cfg.NumWorkers)
+		if err != nil {
+			return c, err
+		}
+		c.bare = append(c.bare, rate)
+		b.progress("%s, round %d/%d: bare client %.0f requests/s", name, round, b.o.Rounds, rate)
+
+		s := engineSetup{redis: b.addr, proxy: proxy}
+		if round == b.o.Rounds {
+			s.profile = profile
+		}
+		m, err := b.engineRun(ctx, s, spread(urls, "bench"))
+		if err != nil {
+			return c, err
+		}
+		c.engine = append(c.engine, m.rate)
+		c.figures = append(c.figures, m)
+		b.progress("%s, round %d/%d: engine %.0f deliveries/s (%.2f of the bare client)", name, round, b.o.Rounds, m.rate, m.rate/rate)
+	}
+	return c, nil
+}
+
+// throughput compares the engine with the bare client on one receiver
+// host, and measures the engine's CPU time, allocations and extra stream
+// entries per delivery.
 func (b *engineBench) throughput(ctx context.Context, res *EngineResult) error {
-	rc, err := startReceiver(0, 0)
+	rc, err := startReceiver("127.0.0.1", 0, 0)
 	if err != nil {
 		return err
 	}
 	defer rc.close()
+	c, err := b.compare(ctx, "one host", []string{rc.url}, "", b.o.CPUProfile)
+	if err != nil {
+		return err
+	}
+	res.Bare, res.Engine = c.bare, c.engine
 	var engineCPU, redisCPU, allocs []float64
-	for round := 1; round <= b.o.Rounds; round++ {
-		rate, err := runBareChild(ctx, rc.url, b.o.Jobs, b.o.Workers)
-		if err != nil {
-			return err
-		}
-		res.Bare = append(res.Bare, rate)
-		b.progress("round %d/%d: bare client %.0f requests/s", round, b.o.Rounds, rate)
-
-		profile := ""
-		if round == b.o.Rounds {
-			profile = b.o.CPUProfile
-		}
-		m, err := b.engineRun(ctx, rc, profile)
-		if err != nil {
-			return err
-		}
-		res.Engine = append(res.Engine, m.rate)
+	for _, m := range c.figures {
 		engineCPU = append(engineCPU, m.engineCPU)
 		redisCPU = append(redisCPU, m.redisCPU)
 		allocs = append(allocs, m.allocs)
-		b.progress("round %d/%d: engine %.0f deliveries/s (%.2f of the bare client)", round, b.o.Rounds, m.rate, m.rate/rate)
+		res.ExtraEntries = append(res.ExtraEntries, m.extraEntries)
 	}
 	res.EngineCPU = time.Duration(median(engineCPU) * 1000)
 	res.RedisCPU = time.Duration(median(redisCPU) * 1000)
@@ -155,11 +253,89 @@ func (b *engineBench) throughput(ctx context.Context, res *EngineResult) error {
 	return nil
 }
 
+// manyHosts compares the engine with the bare client on Hosts receiver
+// hosts, the jobs spread evenly over them.
+func (b *engineBench) manyHosts(ctx context.Context, res *EngineResult) error {
+	rs, err := startReceivers(b.o.Hosts)
+	if err != nil {
+		return err
+	}
+	defer rs.close()
+	c, err := b.compare(ctx, fmt.Sprintf("%d hosts", b.o.Hosts), rs.urls(), "", "")
+	if err != nil {
+		return err
+	}
+	res.Hosts, res.ManyBare, res.ManyEngine = b.o.Hosts, c.bare, c.engine
+	res.ManyLeast, res.ManyMost = rs[0].requests.Load(), rs[0].requests.Load()
+	for _, rc := range rs[1:] {
+		res.ManyLeast, res.ManyMost = min(res.ManyLeast, rc.requests.Load()), max(res.ManyMost, rc.requests.Load())
+	}
+	return nil
+}
+
+// proxied compares the engine with the bare client on one receiver host
+// behind a forward proxy on loopback: the bare client is given the proxy,
+// the engine HTTP_PROXY. The receiver counts what the proxy carried; an
+// engine that went direct shows as 0 carried, and is reported so rather
+// than stopping the benchmark.
+func (b *engineBench) proxied(ctx context.Context, res *EngineResult) error {
+	rc, err := startReceiver("127.0.0.1", 0, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.close()
+	proxy, err := startProxy(2 * b.cfg.NumWorkers)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
+	url := "http://" + net.JoinHostPort(proxiedHost, rc.port) + "/hook"
+	res.ProxyJobs = b.o.Jobs
+	for round := 1; round <= b.o.Rounds; round++ {
+		before := rc.proxied.Load()
+		rate, err := runBareChild(ctx, []string{url}, proxy.url, b.o.Jobs, b.cfg.NumWorkers)
+		if err != nil {
+			return err
+		}
+		// The bare client is told to use the proxy: if the proxy did not
+		// carry its requests, the benchmark itself is wrong.
+		if carried := rc.proxied.Load() - before; carried != int64(b.o.Jobs) {
+			return fmt.Errorf("the proxy carried %d of the bare client's %d requests", carried, b.o.Jobs)
+		}
+		res.ProxyBare = append(res.ProxyBare, rate)
+		b.progress("proxy, round %d/%d: bare client %.0f requests/s", round, b.o.Rounds, rate)
+
+		before = rc.proxied.Load()
+		m, err := b.engineRun(ctx, engineSetup{redis: b.addr, proxy: proxy.url}, spread([]string{url}, "bench"))
+		if err != nil {
+			return err
+		}
+		carried := rc.proxied.Load() - before
+		res.ProxyEngine = append(res.ProxyEngine, m.rate)
+		res.ProxyCarried = append(res.ProxyCarried, carried)
+		b.progress("proxy, round %d/%d: engine %.0f deliveries/s (%.2f of the bare client); the proxy carried %d of its %d requests",
+			round, b.o.Rounds, m.rate, m.rate/rate, carried, b.o.Jobs)
+		if carried == 0 {
+			b.progress("proxy: the proxy carried 0 requests: the engine went direct (it did not take HTTP_PROXY for %s)", url)
+		}
+	}
+	return nil
+}
+
 // bareClient is the ceiling: workers goroutines POST the job's payload
-// to url with one keep-alive client until n requests are made. It returns
-// their rate.
-func bareClient(url string, n, workers int) (float64, error) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+// with one keep-alive client until n requests are made, request i to
+// urls[i % len(urls)], through proxy unless it is "". It returns their
+// rate.
+func bareClient(urls []string, proxy string, n, workers int) (float64, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: workers}
+	if proxy != "" {
+		pu, err := neturl.Parse(proxy)
+		if err != nil {
+			return 0, fmt.Errorf("bare client: proxy %q: %w", proxy, err)
+		}
+		tr.Proxy = http.ProxyURL(pu)
+	}
+	client := &http.Client{Transport: tr}
 	defer client.CloseIdleConnections()
 	body := []byte(payload)
 	var next atomic.Int64
@@ -168,14 +344,19 @@ func bareClient(url string, n, workers int) (float64, error) {
 	start := time.Now()
 	for range workers {
 		wg.Go(func() {
-			for next.Add(1) <= int64(n) {
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				resp, err := client.Post(urls[i%int64(len(urls))], "application/json", bytes.NewReader(body))
 				if err != nil {
 					failed.Store(&err)
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err := fmt.Errorf("%s answered %s", urls[i%int64(len(urls))], resp.Status)
+					failed.Store(&err)
+					return
+				}
 			}
 		})
 	}
@@ -191,17 +372,18 @@ type runFigures struct {
 	rate                float64
 	engineCPU, redisCPU float64 // per delivery, nanoseconds
 	allocs              float64 // per delivery
+	extraEntries        float64 // jobs-stream entries beyond the jobs written, per delivery
 }
 
-// engineRun preloads the jobs, starts the engine and times it from ready
-// to the last status event.
-func (b *engineBench) engineRun(ctx context.Context, rc *receiver, profile string) (runFigures, error) {
+// engineRun preloads Jobs jobs made by doc, starts the engine and times it
+// from ready to the last status event.
+func (b *engineBench) engineRun(ctx context.Context, s engineSetup, doc func(int) string) (runFigures, error) {
 	var f runFigures
-	s := b.setup()
-	// As many requests at the receiver as the bare client makes.
-	s.perHost, s.profile = b.o.Workers, profile
-	defer b.cleanup(ctx, s)
-	if err := b.preload(ctx, s.stream, b.o.Jobs, func(int) string { return jobDoc(rc.url, "bench") }); err != nil {
+	if err := b.cleanup(ctx); err != nil {
+		return f, err
+	}
+	defer b.cleanup(ctx)
+	if err := b.preload(ctx, b.o.Jobs, doc); err != nil {
 		return f, err
 	}
 	p, err := startEngine(ctx, s)
@@ -212,7 +394,7 @@ func (b *engineBench) engineRun(ctx context.Context, rc *receiver, profile strin
 	// The engine may have delivered a few jobs while it was getting ready:
 	// those are left out of the rate, and of the CPU time.
 	start := time.Now()
-	before, err := b.rdb.XLen(ctx, s.statusStream()).Result()
+	before, err := b.rdb.XLen(ctx, b.cfg.StatusStream).Result()
 	if err != nil {
 		return f, err
 	}
@@ -220,7 +402,7 @@ func (b *engineBench) engineRun(ctx context.Context, rc *receiver, profile strin
 	if err != nil {
 		return f, err
 	}
-	if err := b.waitStatuses(ctx, s, int64(b.o.Jobs)); err != nil {
+	if err := b.waitStatuses(ctx, int64(b.o.Jobs)); err != nil {
 		return f, err
 	}
 	elapsed := time.Since(start)
@@ -233,7 +415,21 @@ func (b *engineBench) engineRun(ctx context.Context, rc *receiver, profile strin
 	f.engineCPU = float64(last.engineCPU-first.engineCPU) / n
 	f.redisCPU = float64(last.redisCPU-first.redisCPU) / n
 	f.allocs = (last.mallocs - first.mallocs) / n
-	return f, p.stop()
+	if err := p.stop(); err != nil {
+		return f, err
+	}
+	// Every job has its final status: anything the jobs stream gained
+	// beyond the preloaded jobs went round through Redis again. The count
+	// of entries ever added survives the engine's trimming of the stream.
+	info, err := b.rdb.XInfoStream(ctx, b.cfg.JobStream).Result()
+	if err != nil {
+		return f, fmt.Errorf("read the jobs stream's entries-added: %w", err)
+	}
+	if info.EntriesAdded < int64(b.o.Jobs) {
+		return f, fmt.Errorf("the jobs stream reports %d entries added for %d jobs written: redis-server 7.0 or later is needed", info.EntriesAdded, b.o.Jobs)
+	}
+	f.extraEntries = float64(info.EntriesAdded-int64(b.o.Jobs)) / float64(b.o.Jobs)
+	return f, nil
 }
 
 // sample is what the engine and Redis have used so far.
@@ -257,11 +453,11 @@ func (b *engineBench) sample(ctx context.Context, p *engineProcess) (sample, err
 }
 
 // waitStatuses waits until the status stream holds n events.
-func (b *engineBench) waitStatuses(ctx context.Context, s engineSetup, n int64) error {
+func (b *engineBench) waitStatuses(ctx context.Context, n int64) error {
 	var got int64
 	err := pollUntil(ctx, func() (bool, error) {
 		var err error
-		got, err = b.rdb.XLen(ctx, s.statusStream()).Result()
+		got, err = b.rdb.XLen(ctx, b.cfg.StatusStream).Result()
 		if err != nil {
 			return false, fmt.Errorf("read the status stream's length: %w", err)
 		}
@@ -294,8 +490,9 @@ func pollUntil(ctx context.Context, done func() (bool, error)) error {
 	}
 }
 
-// preload writes n jobs into stream, a thousand per round trip.
-func (b *engineBench) preload(ctx context.Context, stream string, n int, doc func(i int) string) error {
+// preload writes n jobs into the jobs stream, a thousand per round trip.
+func (b *engineBench) preload(ctx context.Context, n int, doc func(i int) string) error {
+	stream := b.cfg.JobStream
 	const chunk = 1000
 	for start := 0; start < n; start += chunk {
 		pipe := b.rdb.Pipeline()
@@ -313,23 +510,38 @@ func (b *engineBench) preload(ctx context.Context, stream string, n int, doc fun
 }
 
 // latency sends jobs at a steady rate to a running engine and measures
-// from just before each XADD to the job's arrival at the receiver.
+// from just before each XADD to the job's arrival at the receiver; Rounds
+// runs.
 func (b *engineBench) latency(ctx context.Context, res *EngineResult) error {
 	n := int(float64(b.o.LatencyRate) * b.o.LatencyDuration.Seconds())
-	rc, err := startReceiver(0, n)
+	res.LatencyJobs, res.LatencyRate = n, b.o.LatencyRate
+	for round := 1; round <= b.o.Rounds; round++ {
+		p, err := b.latencyRun(ctx, n)
+		if err != nil {
+			return err
+		}
+		res.Latency = append(res.Latency, p)
+		b.progress("latency, round %d/%d: %d jobs at %d/s: p50 %v, p99 %v", round, b.o.Rounds, n, b.o.LatencyRate, p.P50, p.P99)
+	}
+	return nil
+}
+
+func (b *engineBench) latencyRun(ctx context.Context, n int) (Percentiles, error) {
+	rc, err := startReceiver("127.0.0.1", 0, n)
 	if err != nil {
-		return err
+		return Percentiles{}, err
 	}
 	defer rc.close()
-	s := b.setup()
-	s.perHost = b.o.Workers
-	defer b.cleanup(ctx, s)
+	s, err := b.setup(ctx)
+	if err != nil {
+		return Percentiles{}, err
+	}
+	defer b.cleanup(ctx)
 	p, err := startEngine(ctx, s)
 	if err != nil {
-		return err
+		return Percentiles{}, err
 	}
 	defer p.kill()
-	b.progress("latency: %d jobs at %d/s", n, b.o.LatencyRate)
 
 	sent := make([]int64, n)
 	start := time.Now()
@@ -341,40 +553,41 @@ func (b *engineBench) latency(ctx context.Context, res *EngineResult) error {
 			time.Sleep(wait)
 		}
 		sent[i] = time.Now().UnixNano()
-		err := b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.stream,
+		err := b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.cfg.JobStream,
 			Values: []any{sendhooks.StreamField, jobDoc(rc.url, latencyPrefix+strconv.Itoa(i))}}).Err()
 		if err != nil {
-			return fmt.Errorf("send a latency job: %w", err)
+			return Percentiles{}, fmt.Errorf("send a latency job: %w", err)
 		}
 	}
-	if err := b.waitStatuses(ctx, s, int64(n)); err != nil {
-		return err
+	if err := b.waitStatuses(ctx, int64(n)); err != nil {
+		return Percentiles{}, err
 	}
 	lat := make([]time.Duration, n)
 	for i := range n {
 		at := rc.arrivals[i].Load()
 		if at == 0 {
-			return fmt.Errorf("latency job %d has a status event but never reached the receiver", i)
+			return Percentiles{}, fmt.Errorf("latency job %d has a status event but never reached the receiver", i)
 		}
 		lat[i] = time.Duration(at - sent[i])
 	}
-	res.Latency, res.LatencyJobs = percentiles(lat), n
-	b.progress("latency: p50 %v, p99 %v", res.Latency.P50, res.Latency.P99)
-	return p.stop()
+	return percentiles(lat), p.stop()
 }
 
 // backlog queues the backlog, lets the engine work on it for a while and
 // reads its peak memory.
 func (b *engineBench) backlog(ctx context.Context, res *EngineResult) error {
-	rc, err := startReceiver(0, 0)
+	rc, err := startReceiver("127.0.0.1", 0, 0)
 	if err != nil {
 		return err
 	}
 	defer rc.close()
-	s := b.setup()
-	defer b.cleanup(ctx, s)
+	s, err := b.setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.cleanup(ctx)
 	b.progress("memory: queueing %d jobs", b.o.Backlog)
-	if err := b.preload(ctx, s.stream, b.o.Backlog, func(int) string { return jobDoc(rc.url, "backlog") }); err != nil {
+	if err := b.preload(ctx, b.o.Backlog, func(int) string { return jobDoc(rc.url, "backlog") }); err != nil {
 		return err
 	}
 	p, err := startEngine(ctx, s)
@@ -391,22 +604,22 @@ func (b *engineBench) backlog(ctx context.Context, res *EngineResult) error {
 	if err != nil {
 		return err
 	}
-	res.BacklogPeakRSS, res.BacklogDelivered = st.peakRSS, int(rc.requests.Load())
+	res.BacklogJobs, res.BacklogPeakRSS, res.BacklogDelivered = b.o.Backlog, st.peakRSS, int(rc.requests.Load())
 	b.progress("memory: peak RSS %.1f MiB after %d deliveries", float64(st.peakRSS)/(1<<20), res.BacklogDelivered)
 	return p.stop()
 }
 
 // isolation measures the fast receiver's throughput alone, then with as
 // many jobs again, interleaved, for a receiver that takes SlowDelay per
-// request; as many rounds of both as of the throughput runs, so that both
-// see the same machine.
+// request; Rounds rounds of both, so that both see the same machine. The
+// two receivers are two hosts: 127.0.0.1 and 127.0.0.2.
 func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
-	fast, err := startReceiver(0, 0)
+	fast, err := startReceiver("127.0.0.1", 0, 0)
 	if err != nil {
 		return err
 	}
 	defer fast.close()
-	slow, err := startReceiver(b.o.SlowDelay, 0)
+	slow, err := startReceiver("127.0.0.2", b.o.SlowDelay, 0)
 	if err != nil {
 		return err
 	}
@@ -439,9 +652,12 @@ func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
 // receiver, starts the engine and returns the fast receiver's requests per
 // second until it has had all of its jobs.
 func (b *engineBench) fastRate(ctx context.Context, fast *receiver, n, fastJobs int, doc func(int) string) (float64, error) {
-	s := b.setup()
-	defer b.cleanup(ctx, s)
-	if err := b.preload(ctx, s.stream, n, doc); err != nil {
+	s, err := b.setup(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer b.cleanup(ctx)
+	if err := b.preload(ctx, n, doc); err != nil {
 		return 0, err
 	}
 	want := fast.requests.Load() + int64(fastJobs)

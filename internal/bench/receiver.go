@@ -16,24 +16,27 @@ import (
 const latencyPrefix = "lat-"
 
 // receiver is a webhook receiver on loopback: it reads every body, answers
-// 200 after its delay, counts requests, and notes when each latency job
-// arrived.
+// 200 after its delay, counts requests (and those the benchmark's proxy
+// carried), and notes when each latency job arrived.
 type receiver struct {
 	srv      *http.Server
-	url      string
+	url      string // http://<ip>:<port>/hook
+	port     string
 	delay    time.Duration
 	requests atomic.Int64
+	proxied  atomic.Int64   // requests that came from proxySource: the proxy carried them
 	arrivals []atomic.Int64 // latency job n -> arrival, Unix nanoseconds
 }
 
-// startReceiver serves on a free loopback port until close. arrivals is
-// how many latency jobs it can note.
-func startReceiver(delay time.Duration, arrivals int) (*receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// startReceiver serves on a free port of ip, a loopback address, until
+// close. arrivals is how many latency jobs it can note.
+func startReceiver(ip string, delay time.Duration, arrivals int) (*receiver, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
-		return nil, fmt.Errorf("receiver: %w", err)
+		return nil, fmt.Errorf("receiver on %s: %w", ip, err)
 	}
-	rc := &receiver{delay: delay, url: "http://" + ln.Addr().String() + "/hook",
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	rc := &receiver{delay: delay, port: port, url: "http://" + ln.Addr().String() + "/hook",
 		arrivals: make([]atomic.Int64, arrivals)}
 	rc.srv = &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
 	// Serve returns only once close is called.
@@ -54,8 +57,48 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		}
 	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && host == proxySource {
+		rc.proxied.Add(1)
+	}
 	rc.requests.Add(1)
 	w.WriteHeader(http.StatusOK)
 }
 
 func (rc *receiver) close() { _ = rc.srv.Close() }
+
+// receiverHosts is a set of receivers, one per loopback address, each a
+// receiver host of its own.
+type receiverHosts []*receiver
+
+// startReceivers starts n receivers on 127.0.0.1 to 127.0.0.n: Linux
+// answers on the whole of 127.0.0.0/8, so each is a host of its own, by
+// name and by address, without leaving loopback.
+func startReceivers(n int) (receiverHosts, error) {
+	if n < 1 || n > 200 {
+		return nil, fmt.Errorf("%d receiver hosts: want 1 to 200", n)
+	}
+	var rs receiverHosts
+	for i := 1; i <= n; i++ {
+		rc, err := startReceiver("127.0.0."+strconv.Itoa(i), 0, 0)
+		if err != nil {
+			rs.close()
+			return nil, err
+		}
+		rs = append(rs, rc)
+	}
+	return rs, nil
+}
+
+func (rs receiverHosts) urls() []string {
+	u := make([]string, len(rs))
+	for i, rc := range rs {
+		u[i] = rc.url
+	}
+	return u
+}
+
+func (rs receiverHosts) close() {
+	for _, rc := range rs {
+		rc.close()
+	}
+}

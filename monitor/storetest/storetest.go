@@ -6,6 +6,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,7 @@ func Run(t *testing.T, open Open, opts Options) {
 		{"ConcurrentApplyConverges", testConcurrentApply},
 		{"RetryMarks", testRetryMarks},
 		{"RefusesHooksOverTheLimits", testLimitsRefused},
+		{"OldEngineEventsNewestWins", testOldEngineEvents},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if racing[c.name] && opts.NotAtomic != "" {
@@ -738,4 +740,129 @@ func testLimitsRefused(t *testing.T, s monitor.Store) {
 	if p := list(t, s, monitor.ListQuery{Limit: 10}); p.Total != 1 || len(p.Hooks) != 1 || p.Hooks[0].ID != "1-0" {
 		t.Errorf("after the refusals: %v (total %d), want the good hook alone", ids(p.Hooks), p.Total)
 	}
+}
+
+// oldEngineEvents are status events as the old engine wrote them, in
+// status-stream order: one per job, no streamId, no attempt number. Jobs
+// share webhookIds (order-0 to order-5, three jobs each, the outcomes
+// varying; the entries of order-4 differ in their sequence only, 9 before
+// 10, which compare the other way as text) and four have none.
+func oldEngineEvents() []monitor.Event {
+	outcomes := []sendhooks.Status{sendhooks.StatusFailed, sendhooks.StatusSuccess, sendhooks.StatusFailed, sendhooks.StatusSuccess, sendhooks.StatusSuccess}
+	var out []monitor.Event
+	add := func(entry, webhookID string, st sendhooks.Status, created time.Time) {
+		ev := sendhooks.StatusEvent{WebhookID: webhookID, Status: st, URL: "http://127.0.0.1:9004/" + entry,
+			Created: sendhooks.Time{Time: created}, PayloadSize: 30, NumberOfTries: 5}
+		if st == sendhooks.StatusSuccess {
+			ev.NumberOfTries = len(out) % 3
+			ev.Delivered = sendhooks.Time{Time: created.Add(time.Second)}
+		} else {
+			ev.DeliveryError = "webhook sending failed with status: 500, response body: " + entry
+		}
+		out = append(out, monitor.Event{EntryID: entry, StatusEvent: ev})
+	}
+	for round := range 3 {
+		for i := range 6 {
+			created := base.Add(time.Duration(round*20+i) * time.Minute)
+			entry := fmt.Sprintf("%d-0", created.UnixMilli()+500)
+			if i == 4 {
+				entry = fmt.Sprintf("%d-%d", base.UnixMilli(), 8+round) // 8, 9, 10
+			}
+			add(entry, fmt.Sprintf("order-%d", i), outcomes[(round+i)%len(outcomes)], created)
+		}
+		add(fmt.Sprintf("%d-1", base.Add(time.Duration(round)*time.Hour).UnixMilli()), "", outcomes[round], base.Add(time.Duration(round)*time.Hour))
+	}
+	add(fmt.Sprintf("%d-0", base.Add(-time.Hour).UnixMilli()), "", sendhooks.StatusFailed, base.Add(-time.Hour))
+	return out
+}
+
+// testOldEngineEvents applies the old engine's events out of order, with
+// duplicates, in batches: each webhookId shows its newest job's outcome,
+// each event without a webhookId is a webhook of its own under its entry
+// id, and lists, totals and statistics agree with those webhooks. The
+// store keeps what ranks the newest event, so that an older event applied
+// in a later batch changes nothing.
+func testOldEngineEvents(t *testing.T, s monitor.Store) {
+	events := oldEngineEvents()
+	// The outcome each webhook must show: its last event in the stream.
+	newest := map[string]monitor.Event{}
+	for _, ev := range events {
+		newest[ev.Key()] = ev
+	}
+	if len(newest) != 10 {
+		t.Fatalf("the fixture makes %d webhooks, want 10", len(newest))
+	}
+	var want []monitor.Hook
+	for k := range newest {
+		h := monitor.Hook{}
+		for _, ev := range events {
+			if ev.Key() == k {
+				h.Apply(ev)
+			}
+		}
+		want = append(want, h)
+	}
+	slices.SortFunc(want, func(a, b monitor.Hook) int {
+		return cmp.Or(b.Created.Compare(*a.Created), strings.Compare(b.ID, a.ID))
+	})
+
+	shuffled := slices.Clone(events)
+	slices.Reverse(shuffled)
+	for i := 0; i < len(events); i += 2 {
+		shuffled = append(shuffled, events[i])
+	}
+	for start := 0; start < len(shuffled); start += 4 {
+		if err := s.Apply(ctx(t), shuffled[start:min(start+4, len(shuffled))]); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+	versions := map[string]int64{}
+	for _, w := range want {
+		got, err := s.Get(ctx(t), w.ID)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", w.ID, err)
+		}
+		ev := newest[w.ID]
+		if got.Status != ev.Status || got.Error != ev.DeliveryError || got.URL != ev.URL || got.ExternalID != ev.WebhookID {
+			t.Errorf("hook %s: status %s, error %q, url %s, webhookId %q; want the newest event's: %s, %q, %s, %q",
+				w.ID, got.Status, got.Error, got.URL, got.ExternalID, ev.Status, ev.DeliveryError, ev.URL, ev.WebhookID)
+		}
+		if msg := sameHook(got, w); msg != "" {
+			t.Errorf("hook %s: %s", w.ID, msg)
+		}
+		versions[w.ID] = got.Version
+	}
+	p := list(t, s, monitor.ListQuery{Limit: monitor.MaxLimit})
+	if p.Total != int64(len(want)) || !slices.Equal(ids(p.Hooks), ids(want)) {
+		t.Errorf("list: %v (total %d), want %v", ids(p.Hooks), p.Total, ids(want))
+	}
+	for _, st := range []sendhooks.Status{sendhooks.StatusSuccess, sendhooks.StatusFailed} {
+		f := monitor.Filter{Statuses: []sendhooks.Status{st}}
+		exp := oracle(want, f)
+		if p := list(t, s, monitor.ListQuery{Filter: f, Limit: monitor.MaxLimit}); p.Total != int64(len(exp)) || !slices.Equal(ids(p.Hooks), ids(exp)) {
+			t.Errorf("status %s: %v (total %d), want %v", st, ids(p.Hooks), p.Total, ids(exp))
+		}
+	}
+	q := monitor.StatsQuery{From: base.Add(-2 * time.Hour), To: base.Add(4 * time.Hour), Bucket: time.Hour}
+	check := func(when string) {
+		got, err := s.Stats(ctx(t), q)
+		if err != nil {
+			t.Fatalf("Stats: %v", err)
+		}
+		if msg := sameStats(got, statsOracle(want, q)); msg != "" {
+			t.Errorf("stats %s: %s", when, msg)
+		}
+	}
+	check("after the events")
+
+	// Every event once more, oldest first: nothing is written.
+	if err := s.Apply(ctx(t), events); err != nil {
+		t.Fatalf("Apply again: %v", err)
+	}
+	for id, v := range versions {
+		if got, err := s.Get(ctx(t), id); err != nil || got.Version != v {
+			t.Errorf("hook %s written again by the same events: version %d, then %d (%v)", id, v, got.Version, err)
+		}
+	}
+	check("after the same events again")
 }
