@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -123,50 +122,74 @@ func readFile(path string, c *Config, given map[string]keyError) error {
 		return fmt.Errorf("read: %w", err)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a byte order mark some editors write
-	var top map[string]json.RawMessage
-	err = json.Unmarshal(data, &top)
+	err = json.Unmarshal(data, new(any))
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		before := data[:min(int(se.Offset), len(data))] // ends with the offending byte
 		line, column := bytes.Count(before, []byte("\n"))+1, max(len(before)-bytes.LastIndexByte(before, '\n')-1, 1)
 		return fmt.Errorf("invalid JSON at line %d, column %d: %w", line, column, err)
-	} else if err != nil || top == nil {
+	}
+	top, ok := members(data)
+	if !ok {
 		return fmt.Errorf("want a JSON object, got %s", describe(data, false))
 	}
 	return readObject(top, "", c, given)
 }
 
+// member is one key of a JSON object, as the file spells it, and its value.
+type member struct {
+	name  string
+	value json.RawMessage
+}
+
+// members lists the keys of the JSON object in data in file order, a key
+// given twice included (encoding/json would keep the last silently); false
+// when data, valid JSON, is not an object.
+func members(data []byte) ([]member, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return nil, false
+	}
+	var all []member
+	for dec.More() {
+		name, _ := dec.Token() // a string, data being valid
+		var value json.RawMessage
+		_ = dec.Decode(&value)
+		all = append(all, member{name.(string), value})
+	}
+	return all, true
+}
+
 // readObject decodes the keys of one JSON object into c: the file's top
 // level (prefix "") or the older engine's "redis" object ("redis.").
-func readObject(object map[string]json.RawMessage, prefix string, c *Config, given map[string]keyError) error {
-	names := slices.Sorted(maps.Keys(object))
+func readObject(object []member, prefix string, c *Config, given map[string]keyError) error {
 	var unknown []string
-	for _, name := range names {
-		if key := c.lookup(name).key; key == "" {
-			unknown = append(unknown, strconv.Quote(prefix+name)+hint(name, prefix))
+	for _, m := range object {
+		if key := c.lookup(m.name).key; key == "" {
+			unknown = append(unknown, strconv.Quote(prefix+m.name)+hint(m.name, prefix))
 		} else if !allowed(key, prefix) {
-			unknown = append(unknown, strconv.Quote(prefix+name)+" (allowed at the top level only)")
+			unknown = append(unknown, strconv.Quote(prefix+m.name)+" (allowed at the top level only)")
 		}
 	}
+	slices.Sort(unknown)
 	if len(unknown) == 1 {
 		return fmt.Errorf("unknown key %s", unknown[0])
 	} else if len(unknown) > 1 {
 		return fmt.Errorf("unknown keys %s", strings.Join(unknown, ", "))
 	}
-	for _, name := range names {
-		s, at, value := c.lookup(name), keyError{key: prefix + name}, object[name]
+	for _, m := range object {
+		s, at := c.lookup(m.name), keyError{key: prefix + m.name}
 		if first, ok := given[s.key]; ok {
 			return fmt.Errorf("key %q is given twice: as %q and as %q", s.key, first.key, at.key)
 		}
 		given[s.key] = at
 		var err error
-		var inner map[string]json.RawMessage
 		if s.key != "redis" {
-			err = decode(s, value, at)
-		} else if json.Unmarshal(value, &inner) != nil || inner == nil {
-			at.err = fmt.Errorf("want an object of redis* keys, got %s", describe(value, false))
-			err = &at
-		} else {
+			err = decode(s, m.value, at)
+		} else if inner, ok := members(m.value); ok {
 			err = readObject(inner, at.key+".", c, given)
+		} else {
+			at.err = fmt.Errorf("want an object of redis* keys, got %s", describe(m.value, false))
+			err = &at
 		}
 		if err != nil {
 			return err

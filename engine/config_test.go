@@ -614,3 +614,20 @@ func TestConfigEnvNamesFollowKeys(t *testing.T) {
 		}
 	}
 }
+
+// A key given twice with the same spelling is an error too, though
+// encoding/json would keep the last value silently.
+func TestLoadConfigSameKeyTwice(t *testing.T) {
+	t.Parallel()
+	for file, want := range map[string]string{
+		`{"numWorkers": 1, "numWorkers": 2}`:                `key "numWorkers" is given twice: as "numWorkers" and as "numWorkers"`,
+		`{"redis": {"redisDb": "1", "redisDb": "2"}}`:       `key "redisDb" is given twice: as "redis.redisDb" and as "redis.redisDb"`,
+		`{"redis": {"redisDb": "1"}, "redis": {}}`:          `key "redis" is given twice: as "redis" and as "redis"`,
+		`{"logLevel": "debug", "x": 1, "logLevel": "info"}`: `unknown key "x"`,
+	} {
+		_, err := Load(writeConfig(t, file), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%s) = %v; want an error containing %q", file, err, want)
+		}
+	}
+}
