@@ -290,6 +290,9 @@ func TestWaitingJobsStayWithTheirEngine(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.expired) + testutil.ToFloat64(e2.metrics.expired); got != 0 {
 		t.Errorf("%v jobs left for a claim, want none", got)
 	}
+	if got := testutil.ToFloat64(e2.metrics.succeeded); got != 0 {
+		t.Errorf("the second engine claimed and delivered %v jobs waiting with the first, want none", got)
+	}
 	b.waitAcked(t)
 	b.wantNothingPutBack(t, 2*each)
 }
