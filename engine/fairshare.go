@@ -118,6 +118,7 @@ func (g *hostGroup) roomFor() int { return 2*g.limit - g.held() }
 type scheduler struct {
 	workers int
 	hardCap int              // maxPerHost: a group never has more in flight; 0: none
+	memory  time.Duration    // shareMemory, but for tests
 	now     func() time.Time // time.Now, but for tests
 
 	mu       sync.Mutex
@@ -133,7 +134,7 @@ type scheduler struct {
 }
 
 func newScheduler(workers, hardCap int) *scheduler {
-	s := &scheduler{workers: workers, hardCap: hardCap, now: time.Now, groups: make(map[string]*hostGroup)}
+	s := &scheduler{workers: workers, hardCap: hardCap, memory: shareMemory, now: time.Now, groups: make(map[string]*hostGroup)}
 	s.wake = sync.NewCond(&s.mu)
 	return s
 }
@@ -285,7 +286,7 @@ func (s *scheduler) rebalance() bool {
 	list := s.scratch[:0]
 	for name, g := range s.groups {
 		d := g.demand()
-		if d >= g.peak || now.Sub(g.peakAt) >= shareMemory {
+		if d >= g.peak || now.Sub(g.peakAt) >= s.memory {
 			g.peak, g.peakAt = d, now
 		}
 		if g.peak == 0 && d == 0 {

@@ -111,6 +111,7 @@ func TestOneHostUsesEveryWorker(t *testing.T) {
 	rc := newReceiver(t, g.respond)
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 8, 0
+	cfg.RequestTimeout, cfg.VisibilityTimeout = 30*time.Second, time.Minute // the gates hold requests
 	const n = 30
 	b.addJobs(t, rc.URL, "one", n)
 	e, _ := b.startEngine(t, cfg)
@@ -164,6 +165,7 @@ func TestTwoHostsSplitTheWorkers(t *testing.T) {
 	rb := newReceiverAt(t, "127.0.0.2", gb.respond)
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 8, 0
+	cfg.RequestTimeout, cfg.VisibilityTimeout = 30*time.Second, time.Minute // the gates hold requests
 	const each = 16
 	b.addMixed(t, each, ra.URL, rb.URL)
 	b.start(t, cfg)
@@ -181,7 +183,9 @@ func TestTwoHostsSplitTheWorkers(t *testing.T) {
 
 // A slow receiver host keeps to its share, half the workers, while a fast
 // one's jobs flow; once the fast one has no more jobs the slow one gets
-// every worker.
+// every worker. The fast host's demand is remembered for 5 s here, not
+// 1 s, so that a loaded machine's pauses between reads cannot look like
+// the fast host having stopped.
 func TestSlowHostStaysWithinItsShare(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -196,6 +200,7 @@ func TestSlowHostStaysWithinItsShare(t *testing.T) {
 	})
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 8, 0
+	cfg.RequestTimeout, cfg.VisibilityTimeout = 30*time.Second, time.Minute // the gate holds requests for over 5 s
 	const nSlow, nFast = 20, 200
 	for i := range nFast {
 		if i%10 == 0 {
@@ -203,7 +208,7 @@ func TestSlowHostStaysWithinItsShare(t *testing.T) {
 		}
 		b.addJob(t, job(fast.URL, fmt.Sprintf("fast-%d", i)))
 	}
-	b.start(t, cfg)
+	b.startTuned(t, cfg, func(e *Engine) { e.sched.memory = 5 * time.Second })
 	waitFor(t, 20*time.Second, "all fast jobs delivered", func() bool { return len(fast.got()) == nFast })
 	if m := slowAtFast.Load(); m > 4 {
 		t.Errorf("the slow host had %d requests in flight while the fast one's jobs flowed, more than its share of 4", m)
@@ -233,6 +238,7 @@ func TestSubdomainsShareOneShare(t *testing.T) {
 	}
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 8, 0
+	cfg.RequestTimeout, cfg.VisibilityTimeout = 30*time.Second, time.Minute // the gates hold requests
 	const each = 12
 	b.addMixed(t, each, named(ra, "a.example.test"), named(rb, "b.example.test"), rc.URL)
 	b.startTuned(t, cfg, func(e *Engine) {

@@ -70,7 +70,7 @@ func (e *Engine) touchAfter() time.Duration {
 // resets the idle time of the jobs waiting with the engine, until ctx is
 // done.
 func (e *Engine) holdLoop(ctx context.Context) {
-	every := min(max(e.touchAfter()/4, 10*time.Millisecond), shareMemory/4)
+	every := min(max(e.touchAfter()/4, 10*time.Millisecond), e.sched.memory/4)
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
