@@ -65,7 +65,7 @@ func newDeliverer(c Config) *deliverer {
 	d := &deliverer{
 		// As many idle connections per receiver as requests it may have at
 		// once, so that a busy receiver's connections are all kept.
-		conns:     newConnPool(dialer.DialContext, c.NumWorkers*2, c.MaxPerHost),
+		conns:     newConnPool(dialer.DialContext, c.NumWorkers*2, cmp.Or(c.MaxPerHost, c.NumWorkers)),
 		userAgent: "Sendhooks/" + sendhooks.Version,
 		timeout:   c.RequestTimeout,
 	}

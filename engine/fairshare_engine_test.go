@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,19 @@ func TestOneHostUsesEveryWorker(t *testing.T) {
 	})
 	if got := b.pendingCount(t); got != 16 {
 		t.Errorf("%d jobs pending in the group, want 16 (waiting jobs are not acknowledged)", got)
+	}
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+	metrics := get(t, ops.URL+"/metrics", http.StatusOK)
+	for _, want := range []string{
+		`sendhooks_jobs_waiting{held="memory"} 8`,
+		`sendhooks_jobs_waiting{held="parked"} 0`,
+		`sendhooks_host_groups_active 1`,
+		`sendhooks_in_flight 8`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	g.release()
 	finals := b.finals(t, n)
