@@ -182,8 +182,16 @@ func (s *scheduler) add(jobs []*heldJob) (parked []string) {
 		s.parked++
 		parked = append(parked, j.task.entryID)
 	}
-	s.wake.Broadcast()
+	s.signal(len(jobs) - len(parked))
 	return parked
+}
+
+// signal wakes up to n waiting workers, one per job queued; the caller
+// holds s.mu.
+func (s *scheduler) signal(n int) {
+	for range min(n, s.workers) {
+		s.wake.Signal()
+	}
 }
 
 // enqueue queues j in g; the caller holds s.mu.
@@ -376,7 +384,7 @@ func (s *scheduler) fetched(f fetch, jobs []*heldJob) {
 	for _, j := range jobs {
 		s.enqueue(g, j)
 	}
-	s.wake.Broadcast()
+	s.signal(len(jobs))
 }
 
 // touchList is what stale gathered: the jobs and parked runs whose idle
