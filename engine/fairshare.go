@@ -311,13 +311,23 @@ func (s *scheduler) rebalance() bool {
 		return min(w, s.workers)
 	}
 	slices.SortFunc(list, func(a, b *hostGroup) int { return want(a) - want(b) })
+	// Smallest demands first: each gets what it wants while that is no
+	// more than an equal split of what is left; then the level is reached
+	// and every group left gets that split, rounded up (the limits may add
+	// up to a little more than the workers; the round-robin order keeps
+	// the split even).
 	changed := false
 	left := float64(s.workers)
+	level := -1
 	for i, g := range list {
-		fair := left / float64(len(list)-i)
 		limit := want(g)
-		if float64(limit) > fair {
-			limit = int(math.Ceil(fair))
+		if level < 0 {
+			if fair := left / float64(len(list)-i); float64(limit) > fair {
+				level = int(math.Ceil(fair))
+			}
+		}
+		if level >= 0 {
+			limit = level
 		}
 		left -= float64(limit)
 		limit = max(limit, 1)

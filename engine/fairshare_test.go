@@ -100,12 +100,26 @@ func TestShareTwoGroupsSplitTheWorkers(t *testing.T) {
 		t.Fatalf("started %s beyond the shares", j.task.entryID)
 	}
 	// Three groups: 8/3 each, rounded up to 3, and all 8 workers busy.
+	s.mu.Lock()
+	s.group("c").incoming = 20
+	s.rebalance()
+	for _, g := range []string{"a", "b", "c"} {
+		if l := s.groups[g].limit; l != 3 {
+			t.Errorf("group %s: limit %d, want 3", g, l)
+		}
+	}
+	s.group("c").incoming = 0
+	s.mu.Unlock()
 	s.add(jobsFor("c", 0, 20, clock.now()))
 	for range 4 {
 		s.done("a")
 		s.done("b")
 	}
-	startAll(s)
+	for range 8 { // the 8 workers
+		if s.tryNext() == nil {
+			t.Fatal("a worker found no job to start")
+		}
+	}
 	got := running(s)
 	if got["a"]+got["b"]+got["c"] != 8 || min(got["a"], got["b"], got["c"]) < 2 || max(got["a"], got["b"], got["c"]) > 3 {
 		t.Fatalf("in flight %v, want 8 in all, 2 or 3 each", got)
@@ -118,6 +132,15 @@ func TestShareUnusedShareGoesToOthers(t *testing.T) {
 	s.add(append(jobsFor("small", 0, 2, clock.now()), jobsFor("big", 0, 30, clock.now())...))
 	startAll(s)
 	wantRunning(t, s, map[string]int{"small": 2, "big": 6})
+
+	// 64 workers: 2 and 10 are what two groups want; the other two split
+	// the remaining 52.
+	s, clock = newTestScheduler(64, 0)
+	for name, n := range map[string]int{"two": 2, "ten": 10, "x": 1000, "y": 1000} {
+		s.add(jobsFor(name, 0, n, clock.now()))
+	}
+	startAll(s)
+	wantRunning(t, s, map[string]int{"two": 2, "ten": 10, "x": 26, "y": 26})
 }
 
 // A slow group (its requests never end here) keeps to its half while a
