@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -312,24 +311,29 @@ func (s *scheduler) rebalance() bool {
 	}
 	slices.SortFunc(list, func(a, b *hostGroup) int { return want(a) - want(b) })
 	// Smallest demands first: each gets what it wants while that is no
-	// more than an equal split of what is left; then the level is reached
-	// and every group left gets that split, rounded up (the limits may add
-	// up to a little more than the workers; the round-robin order keeps
-	// the split even).
+	// more than an equal split of what is left; from the first that wants
+	// more, every group left gets an equal split, whole workers, the spare
+	// ones going to the first of them. The limits then add up to the
+	// workers, so that every group can always reach its share; only with
+	// more groups than workers do they add up to more, each group still
+	// having at least one.
 	changed := false
-	left := float64(s.workers)
-	level := -1
+	left := s.workers
+	level, spare := -1, 0
 	for i, g := range list {
 		limit := want(g)
-		if level < 0 {
-			if fair := left / float64(len(list)-i); float64(limit) > fair {
-				level = int(math.Ceil(fair))
-			}
+		if level < 0 && limit*(len(list)-i) > left {
+			level = left / (len(list) - i)
+			spare = left - level*(len(list)-i)
 		}
 		if level >= 0 {
 			limit = level
+			if spare > 0 {
+				limit++
+				spare--
+			}
 		}
-		left -= float64(limit)
+		left -= limit
 		limit = max(limit, 1)
 		if limit != g.limit {
 			g.limit, changed = limit, true
