@@ -248,3 +248,64 @@ func TestKill9WhileTrimmingLosesNothing(t *testing.T) {
 		return trimmedUpTo() >= n-100
 	})
 }
+
+// TestKill9WhileJobsWaitForTheirHost kills a real engine process while
+// most jobs wait with it for their host: two receiver hosts hold every
+// request, so each has its share of the workers in flight and the rest of
+// its jobs wait in memory or parked, all pending and unacknowledged. After
+// a restart every job is delivered and each gets exactly one final status.
+func TestKill9WhileJobsWaitForTheirHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ga, gb := newGate(t), newGate(t)
+	slowA := newReceiver(t, ga.respond)
+	slowB := newReceiverAt(t, "127.0.0.2", gb.respond)
+	fast := newReceiverAt(t, "127.0.0.3", answer(http.StatusOK))
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
+	cfg.RequestTimeout = 10 * time.Second
+	cfg.VisibilityTimeout = 20 * time.Second
+	const each = 20
+	b.addMixed(t, each, slowA.URL, slowB.URL, fast.URL)
+
+	first := startProcess(t, cfg)
+	// The fast host's jobs are delivered; the slow hosts' wait, read (the
+	// fast one's left room to read past them) and pending.
+	waitFor(t, 20*time.Second, "the fast jobs delivered and the slow ones read", func() bool {
+		groups, err := b.rdb.XInfoGroups(context.Background(), cfg.JobStream).Result()
+		return len(perWebhook(fast)) == each && ga.held.Load() > 0 && gb.held.Load() > 0 &&
+			err == nil && len(groups) == 1 && groups[0].EntriesRead == 3*each && groups[0].Pending == 2*each
+	})
+	inFlight := int(ga.held.Load() + gb.held.Load())
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	ga.release()
+	gb.release()
+
+	startProcess(t, cfg)
+	finals := b.finals(t, 3*each) // fails on a second final status for any job
+	for id, ev := range finals {
+		if ev.Status != sendhooks.StatusSuccess {
+			t.Errorf("job %s: %+v", id, ev)
+		}
+	}
+	dup := 0
+	for _, rc := range []*receiver{slowA, slowB, fast} {
+		counts := perWebhook(rc)
+		if len(counts) != each {
+			t.Errorf("a receiver saw %d distinct webhooks, want %d", len(counts), each)
+		}
+		for _, n := range counts {
+			dup += n - 1
+		}
+	}
+	if dup > inFlight {
+		t.Errorf("%d requests repeated, more than the %d in flight at the kill", dup, inFlight)
+	}
+	b.waitAcked(t)
+	if got := b.entriesAdded(t); got != 3*each {
+		t.Errorf("the jobs stream got %d entries, want the %d jobs written and no more", got, 3*each)
+	}
+}

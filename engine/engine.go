@@ -12,6 +12,12 @@
 // read and acknowledged, caps the status stream while no group reads it,
 // and caps the dead-letter stream (trim.go).
 //
+// Jobs read wait with the engine, by receiver host group, until a worker
+// is free and their group is within its fair share of the workers
+// (fairshare.go); they stay pending in the consumer group meanwhile, and
+// their idle time there is reset while they wait (hold.go), so that other
+// engines do not claim them while this one is alive.
+//
 // Shutdown order (Run, once its context is done): stop reading, claiming
 // and trimming; start no more of the jobs read ahead, which stay pending;
 // let in-flight deliveries finish for up to ShutdownTimeout; cancel those
@@ -22,7 +28,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +49,10 @@ var (
 	readBlock = 2 * time.Second
 	// forwardEvery is how often due retries are moved back into the stream.
 	forwardEvery = 250 * time.Millisecond
-	// hostWait is how long a worker waits for room at a busy receiver
-	// before it puts the job back and takes another.
-	hostWait = 100 * time.Millisecond
+	// parkedPoll is how long the read loop waits for new jobs, or for room
+	// to read more, while jobs are parked: parked jobs are read back on its
+	// rounds.
+	parkedPoll = 20 * time.Millisecond
 	// gatherWait is how long the read loop, when a backlog is waiting, lets
 	// worker slots gather before a read, so that reads come in batches
 	// instead of one job per round trip.
@@ -62,22 +68,22 @@ type Engine struct {
 	keys     keys
 	http     *deliverer
 	recorder *recorder
-	hosts    *hostLimiter
+	sched    *scheduler
 	metrics  *metrics
 	upkeep   upkeep
 
-	slots       chan struct{}   // one token per job held; from read to acknowledgement
-	work        chan dispatched // entries handed to the workers
-	inFlight    sync.Map        // entry id -> struct{}: jobs this engine is working on
+	slots       chan struct{} // one token per job held in memory; from read to acknowledgement
+	inFlight    sync.Map      // entry id -> struct{}: jobs this engine holds, parked ones included
 	workers     sync.WaitGroup
 	rerecording sync.WaitGroup // outcomes written again after their batch failed
 	redisOK     atomic.Bool
 }
 
-// jobsHeld is how many jobs an engine with numWorkers workers holds at
-// most: a job for each worker, and as many again read ahead or having
-// their outcomes written, so that a worker finds its next job waiting and
-// never waits for a write.
+// jobsHeld is how many jobs an engine with numWorkers workers holds in
+// memory at most: a job for each worker, and as many again read ahead or
+// having their outcomes written, so that a worker finds its next job
+// waiting and never waits for a write. Jobs parked for a busy host group
+// are held as ids only, up to maxParked.
 func jobsHeld(numWorkers int) int { return 2 * numWorkers }
 
 // New returns an engine for a validated configuration (see Load). The
@@ -91,12 +97,9 @@ func New(cfg Config, rdb *redis.Client, log *slog.Logger) *Engine {
 		keys:     k,
 		http:     newDeliverer(cfg),
 		recorder: newRecorder(rdb, k, jobsHeld(cfg.NumWorkers)),
-		hosts:    newHostLimiter(cmp.Or(cfg.MaxPerHost, cfg.NumWorkers)), // maxPerHost 0: no cap
+		sched:    newScheduler(cfg.NumWorkers, cfg.MaxPerHost),
 		upkeep:   upkeep{every: trimEvery},
 		slots:    make(chan struct{}, jobsHeld(cfg.NumWorkers)),
-		// As many places as slots: a send never waits, since every entry
-		// sent holds a slot.
-		work: make(chan dispatched, jobsHeld(cfg.NumWorkers)),
 	}
 	e.metrics = newMetrics(e)
 	return e
@@ -134,20 +137,23 @@ func (e *Engine) Run(ctx context.Context) error {
 	})
 
 	// A fixed pool of workers rather than a goroutine per job: their
-	// stacks, grown by the HTTP client, are kept from job to job.
+	// stacks, grown by the HTTP client, are kept from job to job. Once ctx
+	// is done they start no more jobs: those waiting stay pending.
+	stopStarting := context.AfterFunc(ctx, e.sched.close)
+	defer stopStarting()
 	for range e.cfg.NumWorkers {
-		e.workers.Go(func() { e.worker(ctx, workCtx) })
+		e.workers.Go(func() { e.worker(workCtx) })
 	}
 
 	var loops sync.WaitGroup
 	loops.Go(func() { e.readLoop(ctx) })
+	loops.Go(func() { e.holdLoop(ctx) })
 	loops.Go(func() { e.forwardLoop(ctx) })
 	loops.Go(func() { e.trimLoop(ctx) })
 	loops.Wait()
 
 	deadline := time.AfterFunc(e.cfg.ShutdownTimeout, cancelWork)
 	defer deadline.Stop()
-	close(e.work)
 	e.workers.Wait()
 	stopRecorder()
 	recording.Wait()
@@ -179,12 +185,13 @@ func (e *Engine) waitForGroup(ctx context.Context) bool {
 	}
 }
 
-// readLoop hands jobs to workers, never more than there are free workers.
-// It first reads the jobs this consumer left pending when it last stopped,
-// and does so again after a failed read;
-// then, each round, it claims jobs that any consumer (this one included,
-// when recording an outcome failed) left pending past the visibility
-// timeout, and fills the remaining free workers with new jobs.
+// readLoop reads jobs for the workers, never more than the engine may
+// hold in memory. It first reads the jobs this consumer left pending when
+// it last stopped, and does so again after a failed read; then, each
+// round, it reads back parked jobs whose host group has room, claims jobs
+// that any consumer (this one included, when recording an outcome failed)
+// left pending past the visibility timeout, and fills the remaining room
+// with new jobs. While maxParked jobs are parked it reads no new ones.
 func (e *Engine) readLoop(ctx context.Context) {
 	start := "0" // "0" and on: this consumer's pending entries; ">": new entries
 	claimEvery := max(e.cfg.VisibilityTimeout/4, 50*time.Millisecond)
@@ -202,16 +209,35 @@ func (e *Engine) readLoop(ctx context.Context) {
 			return
 		}
 		var err error
-		if start == ">" && time.Now().After(nextClaim) {
+		if start == ">" {
+			var got int
+			got, err = e.fetchParked(ctx, n)
+			n -= got
+		}
+		if err == nil && n > 0 && start == ">" && time.Now().After(nextClaim) {
 			nextClaim = time.Now().Add(claimEvery)
 			var claimed int
 			claimed, claimCursor, err = e.claim(ctx, n, claimCursor)
 			n -= claimed
 		}
-		if err == nil && n > 0 {
-			start, backlog, err = e.read(ctx, n, start)
-		} else {
+		_, parked, _ := e.sched.counts()
+		switch room := maxParked - parked; {
+		case err != nil || n == 0:
 			e.release(n)
+		case room <= 0:
+			// Reading stops until parked jobs are delivered.
+			e.release(n)
+			backlog = false
+			if !sleep(ctx, parkedPoll) {
+				return
+			}
+		default:
+			block := readBlock
+			if parked > 0 {
+				block = parkedPoll
+			}
+			e.release(n - min(n, room))
+			start, backlog, err = e.read(ctx, min(n, room), start, block)
 		}
 		switch {
 		case err == nil:
@@ -223,8 +249,8 @@ func (e *Engine) readLoop(ctx context.Context) {
 			e.redisDown("read jobs", err)
 			// The reply may have been lost after Redis had already put the
 			// entries on this consumer's pending list: read that list again
-			// rather than leave them for the visibility timeout. Entries still
-			// being worked on here are skipped by dispatch.
+			// rather than leave them for the visibility timeout. Entries this
+			// engine holds already are skipped by hold.
 			start = "0"
 			if isNoGroup(err) {
 				_ = ensureGroup(ctx, e.rdb, e.keys)
@@ -236,24 +262,24 @@ func (e *Engine) readLoop(ctx context.Context) {
 	}
 }
 
-// read takes up to n entries from start (see readLoop), dispatches them,
-// gives back the slots it did not use, and returns where to read next and
-// whether it got all n (so more are likely waiting).
-func (e *Engine) read(ctx context.Context, n int, start string) (next string, full bool, err error) {
+// read takes up to n entries from start (see readLoop), waiting up to
+// block for new ones, hands them to the scheduler, gives back the slots it
+// did not use, and returns where to read next and whether it got all n (so
+// more are likely waiting).
+func (e *Engine) read(ctx context.Context, n int, start string, block time.Duration) (next string, full bool, err error) {
 	var streams []redis.XStream
+	at := time.Now() // their idle time in the group starts at the latest then
 	streams, err = e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: e.keys.group, Consumer: e.cfg.ConsumerName,
-		Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: readBlock,
+		Streams: []string{e.keys.jobs, start}, Count: int64(n), Block: block,
 	}).Result()
 	var msgs []redis.XMessage
 	if len(streams) > 0 {
 		msgs = streams[0].Messages
 	}
 	e.release(n - len(msgs))
-	pending, now := start != ">", time.Now()
-	for _, msg := range msgs {
-		e.dispatch(msg, pending, now)
-	}
+	pending := start != ">"
+	e.hold(ctx, msgs, pending, at)
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}
@@ -269,9 +295,11 @@ func (e *Engine) read(ctx context.Context, n int, start string) (next string, fu
 }
 
 // claim takes over up to n entries pending for longer than the visibility
-// timeout, dispatches them, and returns how many it took (their slots are
-// kept; the rest of n is still the caller's) and the scan cursor to go on from.
+// timeout, hands them to the scheduler, and returns how many it took
+// (their slots are kept; the rest of n is still the caller's) and the scan
+// cursor to go on from.
 func (e *Engine) claim(ctx context.Context, n int, cursor string) (int, string, error) {
+	at := time.Now()
 	msgs, next, err := e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: e.keys.jobs, Group: e.keys.group, Consumer: e.cfg.ConsumerName,
 		MinIdle: e.cfg.VisibilityTimeout, Start: cursor, Count: int64(n),
@@ -282,10 +310,7 @@ func (e *Engine) claim(ctx context.Context, n int, cursor string) (int, string, 
 	if len(msgs) > 0 {
 		e.log.Info("claimed jobs left pending past the visibility timeout", "count", len(msgs))
 	}
-	now := time.Now()
-	for _, msg := range msgs {
-		e.dispatch(msg, true, now)
-	}
+	e.hold(ctx, msgs, true, at)
 	return len(msgs), next, nil
 }
 
@@ -316,59 +341,81 @@ func (e *Engine) forwardLoop(ctx context.Context) {
 	}
 }
 
-// dispatched is a stream entry on its way to a worker.
-type dispatched struct {
-	msg     redis.XMessage
-	pending bool      // read from a pending list, not as a new entry
-	readAt  time.Time // when it was read or claimed: its idle time in Redis starts then
-}
-
-// dispatch hands one stream entry to the workers; the caller holds a slot
-// for it, which the worker gives back when done. An entry already being
-// worked on here (claimed again while its delivery is slow) is skipped.
-func (e *Engine) dispatch(msg redis.XMessage, pending bool, readAt time.Time) {
-	if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
-		e.release(1)
-		return
+// hold takes stream entries just read or claimed, each holding a slot,
+// whose idle time in the group was reset at the latest at at. An entry
+// this engine holds already (read again after a failed read, or claimed
+// while its delivery is slow) is skipped; a pending entry deleted from the
+// stream is acknowledged; a job that can never be delivered gets its
+// failed outcome at once; the others go to the scheduler, which parks
+// those whose host group has no room in memory: their slots are given
+// back, and they stay pending, held here by id.
+func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, at time.Time) {
+	jobs := make([]*heldJob, 0, len(msgs))
+	for _, msg := range msgs {
+		if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
+			e.release(1)
+			continue
+		}
+		if pending && len(msg.Values) == 0 {
+			// A pending entry whose stream entry was deleted: nothing to deliver.
+			e.ackDeleted(ctx, msg.ID)
+			e.settle(msg.ID)
+			continue
+		}
+		t := newTask(msg)
+		if t.bad != nil {
+			e.refuse(t)
+			continue
+		}
+		jobs = append(jobs, &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
-	e.work <- dispatched{msg: msg, pending: pending, readAt: readAt}
+	if len(jobs) > 0 {
+		e.release(len(e.sched.add(jobs)))
+	}
 }
 
-// worker works entries until the work channel is closed. Once stop is
-// done it starts no more: the entries read ahead stay pending for the
-// next start. Work it has started runs on workCtx.
+// worker works the jobs the scheduler hands it until the scheduler is
+// closed (the engine is stopping). Work it has started runs on workCtx.
 //
-// Nor does it start an entry that waited for a worker for longer than the
-// visibility timeout leaves room for an attempt: other engines could claim
-// it while the attempt runs and deliver it too. It stays pending, to be
-// claimed once the visibility timeout has passed, by this engine or another.
-func (e *Engine) worker(stop, workCtx context.Context) {
+// It does not start a job whose idle time in the group was last reset
+// longer ago than the visibility timeout leaves room for an attempt
+// (which happens only when Redis could not be reached to reset it): other
+// engines could claim it while the attempt runs and deliver it too. It
+// stays pending, to be claimed once the visibility timeout has passed, by
+// this engine or another.
+func (e *Engine) worker(workCtx context.Context) {
 	var sig signer
-	// Validate keeps the visibility timeout above the request timeout; a
-	// Config made in code without it gets no such check rather than one
-	// that would leave every job.
-	latest := e.cfg.VisibilityTimeout - e.cfg.RequestTimeout
-	for d := range e.work {
-		switch {
-		case stop.Err() != nil:
-			e.settle(d.msg.ID)
-		case latest > 0 && time.Since(d.readAt) > latest:
+	latest := e.latestStart()
+	for {
+		j := e.sched.next()
+		if j == nil {
+			return
+		}
+		if latest > 0 && time.Since(j.touched) > latest {
+			e.sched.done(j.group)
 			e.metrics.expired.Inc()
 			e.log.Warn("a job waited too long for a worker; it stays pending and will be claimed again",
-				"entry", d.msg.ID, "waited", time.Since(d.readAt).Round(time.Millisecond))
-			e.settle(d.msg.ID)
-		case d.pending && len(d.msg.Values) == 0:
-			// A pending entry whose stream entry was deleted: nothing to deliver.
-			e.ackDeleted(workCtx, d.msg.ID)
-			e.settle(d.msg.ID)
-		case !e.process(workCtx, newTask(d.msg), &sig):
-			e.settle(d.msg.ID)
+				"entry", j.task.entryID, "waited", time.Since(j.touched).Round(time.Millisecond))
+			e.settle(j.task.entryID)
+			continue
+		}
+		if !e.process(workCtx, j, &sig) {
+			e.settle(j.task.entryID)
 		}
 	}
 }
 
-// settle ends this engine's hold on an entry: its outcome is written, or
-// it is left pending for a later read or claim.
+// latestStart is how long after its idle time was reset a job may still
+// be started: its attempt must end before the visibility timeout. Validate
+// keeps the visibility timeout above the request timeout; a Config made in
+// code without it gets no such check (0) rather than one that would leave
+// every job.
+func (e *Engine) latestStart() time.Duration {
+	return max(e.cfg.VisibilityTimeout-e.cfg.RequestTimeout, 0)
+}
+
+// settle ends this engine's hold on an entry held in memory: its outcome
+// is written, or it is left pending for a later read or claim.
 func (e *Engine) settle(id string) {
 	e.inFlight.Delete(id)
 	e.release(1)
@@ -466,6 +513,18 @@ func (e *Engine) serveOps() (stop func(), err error) {
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// sleep waits for d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // backoff waits longer after each consecutive failure, up to a few seconds.

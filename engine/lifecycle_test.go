@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendhooks/sendhooks"
@@ -177,7 +176,7 @@ func TestSlowReceiverDoesNotStarveOthers(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	g := newGate(t)
-	slow := newReceiver(t, g.respond)
+	slow := newReceiverAt(t, "127.0.0.2", g.respond) // another host than the fast one
 	fast := newReceiver(t, answer(http.StatusOK))
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 4, 2
@@ -300,36 +299,4 @@ func TestTwoEnginesShareOneStream(t *testing.T) {
 		t.Errorf("%d webhooks delivered, want %d", len(counts), n)
 	}
 	b.waitAcked(t)
-}
-
-// TestJobThatWaitedTooLongForAWorkerIsLeftForAClaim holds the one worker
-// on a request that runs to its timeout while a second job, read ahead,
-// waits. Starting the second job then could let its attempt outlast the
-// visibility timeout: it is left pending, claimed once that has passed,
-// and delivered once.
-func TestJobThatWaitedTooLongForAWorkerIsLeftForAClaim(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	g := newGate(t) // never opened before the end: the first request times out
-	held := newReceiver(t, g.respond)
-	rc := newReceiver(t, answer(http.StatusOK))
-	cfg := b.cfg
-	cfg.NumWorkers, cfg.MaxPerHost = 1, 1
-	cfg.RequestTimeout = time.Second
-	cfg.VisibilityTimeout = 1500 * time.Millisecond // a job must start within 0.5 s of its read
-	cfg.RetrySchedule = []time.Duration{time.Hour}
-	b.addJob(t, job(held.URL, "held"))
-	waited := b.addJob(t, job(rc.URL, "waited"))
-	e, _ := b.startEngine(t, cfg)
-
-	final := b.finals(t, 1)[waited]
-	if final.Status != sendhooks.StatusSuccess || final.NumberOfTries != 1 {
-		t.Fatalf("final event of the job that waited: %+v", final)
-	}
-	if n := len(rc.got()); n != 1 {
-		t.Errorf("receiver got the job that waited %d times, want 1", n)
-	}
-	if n := testutil.ToFloat64(e.metrics.expired); n != 1 {
-		t.Errorf("%v jobs left for a claim, want 1", n)
-	}
 }

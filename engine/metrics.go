@@ -22,7 +22,6 @@ type metrics struct {
 	latency                    prometheus.Histogram
 	inFlight                   prometheus.Gauge
 	retries                    prometheus.Counter
-	deferrals                  prometheus.Counter
 	expired                    prometheus.Counter
 	// trimmedBy counts the entries trimmed from each stream, by name.
 	trimmedBy map[string]prometheus.Counter
@@ -58,13 +57,9 @@ func newMetrics(e *Engine) *metrics {
 			Name: "sendhooks_retries_scheduled_total",
 			Help: "Failed attempts for which another attempt was scheduled.",
 		}),
-		deferrals: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sendhooks_deferrals_total",
-			Help: "Jobs put back because their receiver host was at its concurrency limit.",
-		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sendhooks_jobs_left_for_a_claim_total",
-			Help: "Jobs read ahead that waited for a worker past visibilityTimeout minus requestTimeout and were left pending to be claimed again.",
+			Help: "Jobs that waited for a worker past visibilityTimeout minus requestTimeout since their idle time was last reset (Redis could not be reached to reset it) and were left pending to be claimed again.",
 		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}
@@ -85,8 +80,22 @@ func newMetrics(e *Engine) *metrics {
 		})))
 	}
 	m.registry.MustRegister(lengths...)
-	m.registry.MustRegister(trimmed, jobs, attempts, m.latency, m.inFlight, m.retries, m.deferrals, m.expired,
+	m.registry.MustRegister(trimmed, jobs, attempts, m.latency, m.inFlight, m.retries, m.expired,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "sendhooks_jobs_waiting",
+			Help:        "Jobs read by this engine and waiting for a worker within their host group's share, by how they are held: in memory, or parked as ids.",
+			ConstLabels: prometheus.Labels{"held": "memory"},
+		}, func() float64 { q, _, _ := e.sched.counts(); return float64(q) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "sendhooks_jobs_waiting",
+			Help:        "Jobs read by this engine and waiting for a worker within their host group's share, by how they are held: in memory, or parked as ids.",
+			ConstLabels: prometheus.Labels{"held": "parked"},
+		}, func() float64 { _, p, _ := e.sched.counts(); return float64(p) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sendhooks_host_groups_active",
+			Help: "Receiver host groups with jobs waiting or in flight in this engine, which share the workers.",
+		}, func() float64 { _, _, g := e.sched.counts(); return float64(g) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendhooks_retry_set_size",
 			Help: "Jobs waiting in the retry set for their next attempt.",

@@ -9,38 +9,34 @@ import (
 	"github.com/sendhooks/sendhooks"
 )
 
-// process works one task to its next durable state: delivered, scheduled
-// for another attempt, put back because its receiver is busy, or failed;
-// sig is the calling worker's signer. It reports whether it handed an
-// outcome to the recorder, which then settles the task's entry; when it
-// did not (stopping), the entry stays pending and the caller settles it.
-func (e *Engine) process(ctx context.Context, t task, sig *signer) bool {
-	if t.bad != nil {
-		ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
-		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
-		e.metrics.badJobs.Inc()
-		e.finish(t, outcome{event: ev})
-		return true
-	}
-
-	host := t.to.addr
-	if !e.hosts.acquire(ctx, host, hostWait) {
-		if ctx.Err() != nil {
-			return false // stopping: the entry stays pending
-		}
-		e.deferTask(t, host)
-		return true
-	}
+// process delivers one job the scheduler handed to a worker, to its next
+// durable state: delivered, scheduled for another attempt, or failed; sig
+// is the calling worker's signer. It ends the job's time in flight for its
+// host group as soon as the attempt ends. It reports whether it handed an
+// outcome to the recorder, which then settles the job's entry; when it did
+// not (cut short by the shutdown deadline), the entry stays pending and
+// the caller settles it.
+func (e *Engine) process(ctx context.Context, j *heldJob, sig *signer) bool {
+	t := j.task
 	e.metrics.inFlight.Inc()
 	res := e.http.deliver(ctx, t, sig)
 	e.metrics.inFlight.Dec()
-	e.hosts.release(host, res.duration)
+	e.sched.done(j.group)
 	if res.aborted {
 		return false // cut short by the shutdown deadline: the entry stays pending
 	}
 	e.metrics.observeAttempt(res)
 	e.finish(t, e.decide(t, res))
 	return true
+}
+
+// refuse ends a job that can never be delivered with a failed status
+// event, before any attempt.
+func (e *Engine) refuse(t task) {
+	ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
+	e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
+	e.metrics.badJobs.Inc()
+	e.finish(t, outcome{event: ev})
 }
 
 // decide turns an attempt's result into the outcome to record.
@@ -73,17 +69,6 @@ func (e *Engine) logFailure(t task, level slog.Level, msg string, err error, mor
 	attrs := append([]any{"webhookId", t.job.WebhookID, "streamId", t.origin,
 		"attempt", t.attempt, "url", t.job.URL, "error", err}, more...)
 	e.log.Log(context.Background(), level, msg, attrs...)
-}
-
-// deferTask puts a job back in the retry set, its attempt unspent, because
-// its receiver already has as many requests as it may; the worker moves on
-// to other receivers' jobs. The job comes back when the host is likely to
-// have room for it (see hostLimiter.schedule).
-func (e *Engine) deferTask(t task, host string) {
-	e.metrics.deferrals.Inc()
-	next := retryEntry{origin: t.origin, attempt: t.attempt, runStart: t.runStart,
-		deferrals: t.deferrals + 1, raw: t.raw}
-	e.finish(t, outcome{retry: &next, due: e.hosts.schedule(host, t.deferrals)})
 }
 
 // finish hands an outcome to the recorder, which writes it and

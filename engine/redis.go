@@ -96,11 +96,13 @@ func isNoGroup(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
 }
 
-// retryEntry is a job waiting in the retry set for its next attempt (or for
-// its receiver to have room). It is stored as a sorted-set member scored by
-// the time it is due, encoded as "origin|attempt|runStart|deferrals|" then
-// the job document byte for byte, so the forward script can split it
-// without a JSON round trip that could alter the payload.
+// retryEntry is a job waiting in the retry set for its next attempt. It is
+// stored as a sorted-set member scored by the time it is due, encoded as
+// "origin|attempt|runStart|deferrals|" then the job document byte for
+// byte, so the forward script can split it without a JSON round trip that
+// could alter the payload. deferrals is always 0 now (jobs for a busy host
+// wait in the engine); the field stays so that members written by earlier
+// versions still parse.
 type retryEntry struct {
 	origin                       string
 	attempt, runStart, deferrals int

@@ -15,16 +15,15 @@ import (
 // task is one jobs-stream entry on its way through a worker: the job and
 // where it stands in its life (which attempt, under which identity).
 type task struct {
-	entryID   string // this entry's id in the jobs stream, acknowledged when done
-	origin    string // the entry id under which the job first arrived
-	attempt   int    // the attempt to make now, 1-based
-	runStart  int    // the attempt at which the current retry schedule began
-	deferrals int    // times put back because the receiver host was busy
-	raw       string // the job document as written
-	job       sendhooks.Job
-	to        target // where the job's requests go, read from its URL
-	key       []byte // the signing key from the job's secretHash; nil: unsigned
-	bad       error  // why the job can never be delivered, if it can't
+	entryID  string // this entry's id in the jobs stream, acknowledged when done
+	origin   string // the entry id under which the job first arrived
+	attempt  int    // the attempt to make now, 1-based
+	runStart int    // the attempt at which the current retry schedule began
+	raw      string // the job document as written
+	job      sendhooks.Job
+	to       target // where the job's requests go, read from its URL
+	key      []byte // the signing key from the job's secretHash; nil: unsigned
+	bad      error  // why the job can never be delivered, if it can't
 }
 
 // newTask reads a stream entry. It never fails: an entry that cannot be
@@ -40,7 +39,6 @@ func newTask(msg redis.XMessage) task {
 	}
 	t.attempt = positiveField(msg.Values, sendhooks.FieldAttempt, 1)
 	t.runStart = positiveField(msg.Values, sendhooks.FieldRunStart, t.attempt)
-	t.deferrals = positiveField(msg.Values, sendhooks.FieldDeferrals, 0)
 
 	raw, ok := msg.Values[sendhooks.StreamField].(string)
 	if !ok {

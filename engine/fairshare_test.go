@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fakeClock is a hand-moved clock for the scheduler's decisions.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestScheduler(workers, hardCap int) (*scheduler, *fakeClock) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newScheduler(workers, hardCap)
+	s.now = clock.now
+	return s, clock
+}
+
+// jobsFor makes n jobs of group, with entry ids group-from .. group-(from+n-1).
+func jobsFor(group string, from, n int, at time.Time) []*heldJob {
+	jobs := make([]*heldJob, n)
+	for i := range jobs {
+		jobs[i] = &heldJob{task: task{entryID: fmt.Sprintf("%s-%d", group, from+i)}, group: group, touched: at}
+	}
+	return jobs
+}
+
+// startAll starts every job the scheduler lets start now and returns them.
+func startAll(s *scheduler) []*heldJob {
+	var started []*heldJob
+	for j := s.tryNext(); j != nil; j = s.tryNext() {
+		started = append(started, j)
+	}
+	return started
+}
+
+// running counts the requests in flight of each group.
+func running(s *scheduler) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for name, g := range s.groups {
+		if g.running > 0 {
+			out[name] = g.running
+		}
+	}
+	return out
+}
+
+func wantRunning(t *testing.T, s *scheduler, want map[string]int) {
+	t.Helper()
+	got := running(s)
+	if len(got) != len(want) {
+		t.Fatalf("in flight %v, want %v", got, want)
+	}
+	for g, n := range want {
+		if got[g] != n {
+			t.Fatalf("in flight %v, want %v", got, want)
+		}
+	}
+}
+
+func TestShareOneGroupUsesEveryWorker(t *testing.T) {
+	s, clock := newTestScheduler(8, 0)
+	parked := s.add(jobsFor("a", 0, 20, clock.now()))
+	// In memory: 8 in flight and 8 waiting (twice the limit); the rest parked.
+	if want := []string{"a-16", "a-17", "a-18", "a-19"}; !slices.Equal(parked, want) {
+		t.Fatalf("parked %v, want %v", parked, want)
+	}
+	started := startAll(s)
+	if len(started) != 8 || started[0].task.entryID != "a-0" || started[7].task.entryID != "a-7" {
+		t.Fatalf("started %d jobs, want a-0..a-7 in order", len(started))
+	}
+	wantRunning(t, s, map[string]int{"a": 8})
+	if q, p, g := s.counts(); q != 8 || p != 4 || g != 1 {
+		t.Fatalf("counts: %d queued, %d parked, %d groups; want 8, 4, 1", q, p, g)
+	}
+}
+
+func TestShareTwoGroupsSplitTheWorkers(t *testing.T) {
+	s, clock := newTestScheduler(8, 0)
+	var jobs []*heldJob
+	for i := range 20 {
+		jobs = append(jobs, jobsFor("a", i, 1, clock.now())...)
+		jobs = append(jobs, jobsFor("b", i, 1, clock.now())...)
+	}
+	s.add(jobs)
+	startAll(s)
+	wantRunning(t, s, map[string]int{"a": 4, "b": 4})
+	// A request of a ends: a's next job takes its place, not b's.
+	s.done("a")
+	if j := s.tryNext(); j == nil || j.group != "a" {
+		t.Fatalf("after a's request ended, started %+v, want a job of a", j)
+	}
+	if j := s.tryNext(); j != nil {
+		t.Fatalf("started %s beyond the shares", j.task.entryID)
+	}
+	// Three groups: 8/3 each, in whole workers 3, 3 and 2.
+	s.mu.Lock()
+	s.group("c").incoming = 20
+	s.rebalance()
+	limits := []int{s.groups["a"].limit, s.groups["b"].limit, s.groups["c"].limit}
+	s.group("c").incoming = 0
+	s.mu.Unlock()
+	if slices.Sort(limits); !slices.Equal(limits, []int{2, 3, 3}) {
+		t.Errorf("limits %v, want 2, 3 and 3", limits)
+	}
+	s.add(jobsFor("c", 0, 20, clock.now()))
+	for range 4 {
+		s.done("a")
+		s.done("b")
+	}
+	for range 8 { // the 8 workers
+		if s.tryNext() == nil {
+			t.Fatal("a worker found no job to start")
+		}
+	}
+	got := running(s)
+	if got["a"]+got["b"]+got["c"] != 8 || min(got["a"], got["b"], got["c"]) < 2 || max(got["a"], got["b"], got["c"]) > 3 {
+		t.Fatalf("in flight %v, want 8 in all, 2 or 3 each", got)
+	}
+}
+
+// What a group does not use goes to the others, work-conserving.
+func TestShareUnusedShareGoesToOthers(t *testing.T) {
+	s, clock := newTestScheduler(8, 0)
+	s.add(append(jobsFor("small", 0, 2, clock.now()), jobsFor("big", 0, 30, clock.now())...))
+	startAll(s)
+	wantRunning(t, s, map[string]int{"small": 2, "big": 6})
+
+	// 64 workers: 2 and 10 are what two groups want; the other two split
+	// the remaining 52.
+	s, clock = newTestScheduler(64, 0)
+	for name, n := range map[string]int{"two": 2, "ten": 10, "x": 1000, "y": 1000} {
+		s.add(jobsFor(name, 0, n, clock.now()))
+	}
+	startAll(s)
+	wantRunning(t, s, map[string]int{"two": 2, "ten": 10, "x": 26, "y": 26})
+}
+
+// A slow group (its requests never end here) keeps to its half while a
+// fast one's jobs come and go, even at instants when the fast one has
+// nothing waiting or in flight; once the fast one's jobs have stopped for
+// shareMemory, the slow one may use every worker.
+func TestShareSlowGroupStaysWithinItsShareWhileFastFlows(t *testing.T) {
+	s, clock := newTestScheduler(8, 0)
+	s.add(jobsFor("fast", 0, 8, clock.now()))
+	s.add(jobsFor("slow", 0, 100, clock.now()))
+	next := 8
+	for round := range 200 {
+		for _, j := range startAll(s) {
+			if j.group == "fast" {
+				s.done("fast") // fast: over at once
+			}
+		}
+		if n := running(s)["slow"]; n > 4 {
+			t.Fatalf("round %d: the slow group has %d requests in flight, more than its share of 4", round, n)
+		}
+		clock.advance(10 * time.Millisecond)
+		s.tick()
+		if round%3 != 0 { // every third round the fast group has nothing at all
+			s.add(jobsFor("fast", next, 6, clock.now()))
+			next += 6
+		}
+	}
+	for more := true; more; { // the fast group's last jobs
+		more = false
+		for _, j := range startAll(s) {
+			if j.group == "fast" {
+				s.done("fast")
+				more = true
+			}
+		}
+	}
+	if n := running(s)["slow"]; n != 4 {
+		t.Fatalf("the slow group has %d requests in flight, want its share of 4", n)
+	}
+	clock.advance(shareMemory)
+	s.tick()
+	startAll(s)
+	wantRunning(t, s, map[string]int{"slow": 8})
+}
+
+func TestShareHardCap(t *testing.T) {
+	s, clock := newTestScheduler(8, 3)
+	s.add(append(jobsFor("a", 0, 10, clock.now()), jobsFor("b", 0, 1, clock.now())...))
+	startAll(s)
+	wantRunning(t, s, map[string]int{"a": 3, "b": 1})
+}
+
+// A group's jobs beyond twice its limit are parked as ids; they are read
+// back in order, once its queue runs short, and jobs read for it
+// meanwhile are parked behind them.
+func TestShareParksAndFetchesInOrder(t *testing.T) {
+	s, clock := newTestScheduler(4, 0)
+	if parked := s.add(jobsFor("a", 0, 20, clock.now())); len(parked) != 12 || parked[0] != "a-8" {
+		t.Fatalf("parked %v, want a-8..a-19", parked)
+	}
+	if parked := s.add(jobsFor("a", 20, 1, clock.now())); !slices.Equal(parked, []string{"a-20"}) {
+		t.Fatalf("a job read while others are parked: parked %v, want it parked behind them", parked)
+	}
+	startAll(s)
+	if f := s.toFetch(100); len(f) != 0 {
+		t.Fatalf("fetched %v while the queue still holds a full limit", f)
+	}
+	for range 4 {
+		s.done("a")
+	}
+	startAll(s) // a-4..a-7: the queue is empty
+	f := s.toFetch(100)
+	if len(f) != 1 || !slices.Equal(f[0].ids, []string{"a-8", "a-9", "a-10", "a-11"}) {
+		t.Fatalf("to fetch %v, want a-8..a-11 (room for 4)", f)
+	}
+	if q, p, _ := s.counts(); q != 0 || p != 9 {
+		t.Fatalf("counts: %d queued, %d parked; want 0, 9", q, p)
+	}
+	var back []*heldJob
+	for _, id := range f[0].ids[1:] { // a-8 did not come back: another engine has it
+		back = append(back, &heldJob{task: task{entryID: id}, group: "a", touched: clock.now()})
+	}
+	s.fetched(f[0], back)
+	for range 4 {
+		s.done("a")
+	}
+	if got := startAll(s); len(got) != 3 || got[0].task.entryID != "a-9" {
+		t.Fatalf("started %d jobs, want a-9, a-10, a-11", len(got))
+	}
+}
+
+// Waiting jobs whose idle time is due for a reset are listed; those found
+// no longer pending with the engine are dropped.
+func TestShareTouchDropsJobsNoLongerOurs(t *testing.T) {
+	s, clock := newTestScheduler(1, 0)
+	s.add(jobsFor("a", 0, 5, clock.now())) // 1 started, 1 queued, 3 parked
+	startAll(s)
+	clock.advance(time.Second)
+	s.add(jobsFor("b", 0, 1, clock.now()))
+	l := s.stale(clock.now().Add(-time.Second/2), 100)
+	slices.Sort(l.ids)
+	if want := []string{"a-1", "a-2", "a-3", "a-4"}; !slices.Equal(l.ids, want) {
+		t.Fatalf("stale %v, want %v", l.ids, want)
+	}
+	lost := s.touched(l, map[string]bool{"a-2": true, "a-4": true}, clock.now())
+	if len(lost) != 1 || lost[0].task.entryID != "a-1" {
+		t.Fatalf("lost %v, want the queued a-1", lost)
+	}
+	if q, p, _ := s.counts(); q != 1 || p != 2 {
+		t.Fatalf("counts: %d queued, %d parked; want 1 (b-0), 2 (a-2, a-4)", q, p)
+	}
+	if l := s.stale(clock.now().Add(-time.Second/2), 100); len(l.ids) != 0 {
+		t.Fatalf("stale right after a reset: %v", l.ids)
+	}
+}
+
+func TestHostGroupOf(t *testing.T) {
+	for host, want := range map[string]string{
+		"example.com":       "example.com",
+		"a.example.com":     "example.com",
+		"A.B.Example.COM.":  "example.com",
+		"a.example.co.uk":   "example.co.uk",
+		"a.example.test":    "example.test",
+		"alice.github.io":   "alice.github.io", // a hosting provider's customers stay apart
+		"x.alice.github.io": "alice.github.io",
+		"co.uk":             "co.uk",
+		"127.0.0.1":         "127.0.0.1",
+		"::1":               "::1",
+		"2001:db8::1":       "2001:db8::1",
+		"localhost":         "localhost",
+		"xn--bcher-kva.de":  "xn--bcher-kva.de",
+	} {
+		if got := hostGroupOf(host); got != want {
+			t.Errorf("hostGroupOf(%q) = %q, want %q", host, got, want)
+		}
+	}
+}

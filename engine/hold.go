@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Jobs waiting with the engine for their host group stay pending in the
+// consumer group, on this consumer's pending list. Two things keep that
+// safe:
+//
+//   - Their idle time is reset while they wait (holdLoop), well before the
+//     visibility timeout, so that other engines do not claim them while
+//     this one is alive. After a crash nothing resets it, and they are
+//     claimed once the visibility timeout has passed.
+//   - Every reset, and every read back of a parked job, first checks that
+//     the entry is still pending with this consumer, in one script with
+//     the reset (touchScript). An entry that another engine claimed after
+//     all (Redis was away for longer than the visibility timeout) is
+//     dropped here instead of being delivered by both.
+
+// touchBatch bounds the ids of one touchScript call.
+const touchBatch = 500
+
+// touchScript resets the idle time of entries still pending with a
+// consumer and skips the others: those another consumer claimed, or
+// acknowledged ones. Checking and resetting in one script means no claim
+// can come between them.
+//
+// KEYS[1] the jobs stream. ARGV[1] the group; ARGV[2] the consumer; ARGV[3]
+// "1" to return the entries (to deliver them), "0" for their ids only;
+// ARGV[4] and on the entry ids. Returns the entries, or the ids, still
+// pending with the consumer. An entry deleted from the stream is
+// acknowledged, since nothing is left to deliver.
+var touchScript = redis.NewScript(`
+local out = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  if #p == 1 then
+    if ARGV[3] == '1' then
+      local e = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+      if e[1] then
+        out[#out + 1] = e[1]
+      else
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+      end
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+      out[#out + 1] = id
+    end
+  end
+end
+return out
+`)
+
+// touchAfter is how long after its last reset a waiting job's idle time
+// is reset again: half the time within which it may still be started.
+func (e *Engine) touchAfter() time.Duration {
+	if latest := e.latestStart(); latest > 0 {
+		return latest / 2
+	}
+	return e.cfg.VisibilityTimeout / 2
+}
+
+// holdLoop keeps the shares current as remembered demand fades, and
+// resets the idle time of the jobs waiting with the engine, until ctx is
+// done.
+func (e *Engine) holdLoop(ctx context.Context) {
+	every := min(max(e.touchAfter()/4, 10*time.Millisecond), e.sched.memory/4)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		e.sched.tick()
+		if err := e.touchWaiting(ctx); err != nil && ctx.Err() == nil {
+			e.redisDown("reset the idle time of waiting jobs", err)
+		}
+	}
+}
+
+// touchWaiting resets the idle time of every waiting job whose last reset
+// is older than touchAfter, in batches.
+func (e *Engine) touchWaiting(ctx context.Context) error {
+	for ctx.Err() == nil {
+		at := time.Now()
+		l := e.sched.stale(at.Add(-e.touchAfter()), touchBatch)
+		if len(l.ids) == 0 {
+			return nil
+		}
+		ids, err := e.touch(ctx, l.ids, false)
+		if err != nil {
+			return err
+		}
+		ours := make(map[string]bool, len(ids))
+		for _, v := range ids {
+			if id, ok := v.(string); ok {
+				ours[id] = true
+			}
+		}
+		if lost := len(l.ids) - len(ours); lost > 0 {
+			e.log.Warn("jobs waiting here were no longer pending with this engine; another engine has them",
+				"count", lost)
+		}
+		for _, id := range l.ids {
+			if !ours[id] {
+				e.inFlight.Delete(id)
+			}
+		}
+		for range e.sched.touched(l, ours, at) {
+			e.release(1)
+		}
+	}
+	return nil
+}
+
+// touch runs touchScript on ids.
+func (e *Engine) touch(ctx context.Context, ids []string, entries bool) ([]any, error) {
+	args := make([]any, 0, 3+len(ids))
+	flag := "0"
+	if entries {
+		flag = "1"
+	}
+	args = append(args, e.keys.group, e.cfg.ConsumerName, flag)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := touchScript.Run(ctx, e.rdb, []string{e.keys.jobs}, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("reset the idle time of %d waiting job(s): %w", len(ids), err)
+	}
+	return res, nil
+}
+
+// fetchParked reads back up to n parked jobs, each holding one of the
+// caller's slots, for host groups that have room for them, and returns how
+// many it read back (their slots are kept; the rest of n is still the
+// caller's).
+func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
+	got := 0
+	for _, f := range e.sched.toFetch(n) {
+		at := time.Now()
+		res, err := e.touch(ctx, f.ids, true)
+		if err != nil {
+			// They stay parked only in Redis: claimed again after the
+			// visibility timeout, by this engine or another.
+			for _, id := range f.ids {
+				e.inFlight.Delete(id)
+			}
+			e.sched.fetched(f, nil)
+			return got, err
+		}
+		jobs := make([]*heldJob, 0, len(res))
+		back := make(map[string]bool, len(res))
+		for _, v := range res {
+			msg, ok := parseEntry(v)
+			if !ok {
+				continue
+			}
+			back[msg.ID] = true
+			t := newTask(msg)
+			if t.bad != nil { // parked jobs were good; this cannot happen unless the entry changed
+				got++
+				e.refuse(t)
+				continue
+			}
+			jobs = append(jobs, &heldJob{task: t, group: f.group, touched: at})
+		}
+		for _, id := range f.ids {
+			if !back[id] {
+				e.inFlight.Delete(id)
+			}
+		}
+		e.sched.fetched(f, jobs)
+		got += len(jobs)
+	}
+	return got, nil
+}
+
+// parseEntry reads one stream entry, [id, [field, value, ...]], from a
+// script's reply.
+func parseEntry(v any) (redis.XMessage, bool) {
+	pair, ok := v.([]any)
+	if !ok || len(pair) != 2 {
+		return redis.XMessage{}, false
+	}
+	id, ok := pair[0].(string)
+	if !ok {
+		return redis.XMessage{}, false
+	}
+	fields, _ := pair[1].([]any)
+	values := make(map[string]any, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if k, ok := fields[i].(string); ok {
+			values[k] = fields[i+1]
+		}
+	}
+	return redis.XMessage{ID: id, Values: values}, true
+}
