@@ -61,16 +61,17 @@ func parseDate(s string, endOfDay bool) (t time.Time, ok bool) {
 		}
 		return d, true
 	}
-	if len(s) > len(time.DateOnly) && s[len(time.DateOnly)] == ' ' {
-		s = s[:len(time.DateOnly)] + "T" + s[len(time.DateOnly)+1:]
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, true
-	}
-	for _, layout := range zonelessLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
+	if n := len(time.DateOnly); len(s) > n && (s[n] == 'T' || s[n] == ' ') && isDate(s[:n]) {
+		iso := s[:n] + "T" + s[n+1:]
+		if t, err := time.Parse(time.RFC3339Nano, iso); err == nil {
 			return t, true
 		}
+		for _, layout := range zonelessLayouts {
+			if t, err := time.Parse(layout, iso); err == nil {
+				return t, true
+			}
+		}
+		return time.Time{}, false
 	}
 	if i := strings.Index(s, " ("); i > 0 && strings.HasSuffix(s, ")") {
 		s = s[:i]
@@ -81,6 +82,11 @@ func parseDate(s string, endOfDay bool) (t time.Time, ok bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// isDate reports whether s has the shape of an ISO date, 2024-05-24.
+func isDate(s string) bool {
+	return len(s) == 10 && s[4] == '-' && s[7] == '-' && isDigits(s[:4]) && isDigits(s[5:7]) && isDigits(s[8:])
 }
 
 // isDigits reports whether s is one or more ASCII digits.
