@@ -165,14 +165,13 @@ func leadingInt(s string) (digits string, negative, ok bool) {
 // API read it (missing, 0, negative, abc) is def. A page past hi is
 // refused: the old API's deep pages scanned all history.
 func (p *params) page(def, hi int) int {
-	s := p.q.Get("page")
-	digits, negative, ok := leadingInt(s)
+	digits, negative, ok := leadingInt(p.q.Get("page"))
 	if !ok || negative || digits == "" {
 		return def
 	}
 	n, err := strconv.Atoi(digits)
 	if err != nil || n > hi {
-		p.fail(badParameter("page %s is past page %d; page through older webhooks with the older cursor of meta", strings.TrimSpace(s), hi))
+		p.fail(badParameter("page %s is past page %d; page through older webhooks with the older cursor of meta", digits, hi))
 		return def
 	}
 	return n
