@@ -59,6 +59,7 @@ func NewAPI(store monitor.Store, retrier *monitor.Retrier, cfg APIConfig) *echo.
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
+	e.Pre(trimTrailingSlash)
 	e.Use(strictRequest)
 	if len(cfg.AllowedOrigins) > 0 {
 		c := cors.New(cors.Options{

@@ -23,6 +23,10 @@ type listMeta struct {
 	TotalPages   int64 `json:"totalPages"`
 	CurrentPage  int   `json:"currentPage"`
 	ItemsPerPage int   `json:"itemsPerPage"`
+	// LimitCapped says that the limit asked for was above 100, the most
+	// one page holds: the page holds up to ItemsPerPage (100) webhooks,
+	// and TotalPages counts pages of that size.
+	LimitCapped bool `json:"limitCapped,omitempty"`
 	// TotalIsLowerBound says the count stopped at a bound (a substring
 	// search looks through the newest 100,000 webhooks of the other
 	// filters): at least TotalItems match.
@@ -44,10 +48,11 @@ type listAnswer struct {
 
 // listHooks answers GET /hooks: one page of the hooks the filters select,
 // newest created first, by page and limit (the old API) or by the older
-// and newer cursors.
+// and newer cursors. It reads page and limit as the old API did (see
+// params.page and params.limit) and ignores parameters it does not know.
 func (a *api) listHooks(c echo.Context) error {
 	p := newParams(c.QueryParams(), append([]string{"page", "limit", "older", "newer"}, filterParams...)...)
-	q, page := p.listQuery(defaultLimit)
+	q, page, capped := p.listQuery(defaultLimit)
 	if p.err != nil {
 		return p.err
 	}
@@ -64,6 +69,7 @@ func (a *api) listHooks(c echo.Context) error {
 		TotalPages:        (res.Total + int64(q.Limit) - 1) / int64(q.Limit),
 		CurrentPage:       page,
 		ItemsPerPage:      q.Limit,
+		LimitCapped:       capped,
 		TotalIsLowerBound: res.TotalAtLeast,
 		SearchPartial:     res.Partial,
 	}
@@ -131,9 +137,10 @@ type bulkRetryAnswer struct {
 }
 
 // retryHooks answers POST /hooks/retry: the failed hooks that the list's
-// filters select go back on the jobs stream.
+// filters select go back on the jobs stream. Every parameter it does not
+// know is refused (newStrictParams).
 func (a *api) retryHooks(c echo.Context) error {
-	p := newParams(c.QueryParams(), filterParams...)
+	p := newStrictParams(c.QueryParams(), filterParams...)
 	f := p.filter()
 	if p.err != nil {
 		return p.err

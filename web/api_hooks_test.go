@@ -132,16 +132,19 @@ func TestListFiltersAndSearch(t *testing.T) {
 func TestListBadParameters(t *testing.T) {
 	a := startAPI(t, APIConfig{})
 	tests := []struct{ query, description string }{
-		{"limit=abc", `limit must be a whole number from 1 to 100, got "abc"`},
-		{"limit=0", `limit must be a whole number from 1 to 100, got "0"`},
-		{"limit=101", `limit must be a whole number from 1 to 100, got "101"`},
-		{"page=-1", `page must be a whole number from 1 to 1000000, got "-1"`},
-		{"page=1.5", `page must be a whole number from 1 to 1000000, got "1.5"`},
+		{"page=1000001", `page 1000001 is past page 1000000; page through older webhooks with the older cursor of meta`},
+		{"page=100002", `page 100002 of 10 webhooks starts past the 1000000 newest; use the older cursor of meta to page further`},
 		{"status=done", `status must be success, failed or retrying (or a comma list of them), got "done"`},
-		{"status%5B%24ne%5D=failed", `unknown parameter "status[$ne]"; allowed: page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search`},
+		{"status%5B%24ne%5D=failed", `parameter "status[$ne]" is refused: its name is shaped as an operator or a field path (a name holds letters, digits, _ and - only); allowed: page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search`},
+		{"status.%24ne=failed", `parameter "status.$ne" is refused: its name is shaped as an operator or a field path (a name holds letters, digits, _ and - only); allowed: page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search`},
+		{"STATUS=failed", `unknown parameter "STATUS": names are case-sensitive, did you mean status?`},
 		{"status=failed&status=success", `status must be given once, got 2 values`},
-		{"createdStartDate=yesterday", `createdStartDate must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got "yesterday"`},
-		{"deliveredEndDate=2026-13-01", `deliveredEndDate must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got "2026-13-01"`},
+		{"page=1&page=2", `page must be given once, got 2 values`},
+		{"createdStartDate=yesterday", `createdStartDate must be ` + dateForms + `, got "yesterday"`},
+		{"deliveredEndDate=2026-13-01", `deliveredEndDate must be ` + dateForms + `, got "2026-13-01"`},
+		{"createdStartDate=2026-01-02+25:00:00", `createdStartDate must be ` + dateForms + `, got "2026-01-02 25:00:00"`},
+		{"createdEndDate=Fri,+24+May+2024+00:00:00+PST", `createdEndDate must be ` + dateForms + `, got "Fri, 24 May 2024 00:00:00 PST"`},
+		{"deliveredStartDate=1716508800000000", `deliveredStartDate must be ` + dateForms + `, got "1716508800000000"`},
 		{"createdStartDate=2026-01-02&createdEndDate=2026-01-01", `createdEndDate must not be before createdStartDate`},
 	}
 	for _, tt := range tests {

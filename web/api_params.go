@@ -21,6 +21,7 @@ const (
 	defaultPage  = 1
 	defaultLimit = 10
 	maxLimit     = 100
+	maxPage      = 1_000_000
 )
 
 // filterParams are the query parameters that select hooks.
@@ -67,9 +68,24 @@ type params struct {
 	err error
 }
 
-// newParams checks that q holds only the allowed parameters, each once,
-// so that a key such as status[$ne] is refused, not ignored.
+// newParams reads q for a route that only reads: a parameter it does not
+// know is ignored, as the old API ignored it (a cache-buster such as
+// _=1716544800000), unless its name is shaped as an operator or a field
+// path (status[$ne], status.$ne, $where) or is a known name in another
+// case (Status): those are refused, so a filter is never dropped or read
+// as an operator. A known parameter given twice is refused.
 func newParams(q url.Values, allowed ...string) *params {
+	return checkParams(q, false, allowed)
+}
+
+// newStrictParams reads q for a route that changes state (a bulk retry):
+// every parameter it does not know is refused too, since a misspelt
+// filter that was ignored would retry more webhooks than meant.
+func newStrictParams(q url.Values, allowed ...string) *params {
+	return checkParams(q, true, allowed)
+}
+
+func checkParams(q url.Values, strict bool, allowed []string) *params {
 	p := &params{q: q}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -77,14 +93,49 @@ func newParams(q url.Values, allowed ...string) *params {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		switch {
-		case !slices.Contains(allowed, k):
-			p.fail(badParameter("unknown parameter %q; allowed: %s", k, strings.Join(allowed, ", ")))
-		case len(q[k]) > 1:
-			p.fail(badParameter("%s must be given once, got %d values", k, len(q[k])))
+		if slices.Contains(allowed, k) {
+			if len(q[k]) > 1 {
+				p.fail(badParameter("%s must be given once, got %d values", k, len(q[k])))
+			}
+			continue
+		}
+		if err := unknownParameter(k, strict, allowed); err != nil {
+			p.fail(err)
 		}
 	}
 	return p
+}
+
+// unknownParameter says why the parameter k, which allowed does not hold,
+// is refused, or returns nil when it is ignored.
+func unknownParameter(k string, strict bool, allowed []string) error {
+	list := strings.Join(allowed, ", ")
+	if !plainName(k) {
+		return badParameter("parameter %q is refused: its name is shaped as an operator or a field path "+
+			"(a name holds letters, digits, _ and - only); allowed: %s", k, list)
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, k) {
+			return badParameter("unknown parameter %q: names are case-sensitive, did you mean %s?", k, a)
+		}
+	}
+	if strict {
+		return badParameter("unknown parameter %q; allowed: %s", k, list)
+	}
+	return nil
+}
+
+// plainName reports whether k could be an ignored parameter: empty, or
+// ASCII letters, digits, _ and - only. Anything else ($, [, ], ., {, },
+// spaces, …) is the shape of an operator, a field path or a mistake.
+func plainName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *params) fail(err error) {
@@ -93,39 +144,66 @@ func (p *params) fail(err error) {
 	}
 }
 
-// intIn reads a whole number from lo to hi; missing or empty means def.
-func (p *params) intIn(name string, def, lo, hi int) int {
-	s := strings.TrimSpace(p.q.Get(name))
-	if s == "" {
+// leadingInt reads s as JavaScript's parseInt(s, 10), which the old API
+// used for page and limit: white space, a sign, then the longest run of
+// decimal digits, the rest ignored ("2abc" and "2.5" are 2). digits is
+// that run without its leading zeros ("" for zero); ok is false when no
+// digit comes first.
+func leadingInt(s string) (digits string, negative, ok bool) {
+	s = strings.TrimSpace(s)
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		negative, s = s[0] == '-', s[1:]
+	}
+	n := 0
+	for n < len(s) && '0' <= s[n] && s[n] <= '9' {
+		n++
+	}
+	return strings.TrimLeft(s[:n], "0"), negative, n > 0
+}
+
+// page reads the page number: a value that is not at least 1 as the old
+// API read it (missing, 0, negative, abc) is def. A page past hi is
+// refused: the old API's deep pages scanned all history.
+func (p *params) page(def, hi int) int {
+	digits, negative, ok := leadingInt(p.q.Get("page"))
+	if !ok || negative || digits == "" {
 		return def
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
-		p.fail(badParameter("%s must be a whole number from %d to %d, got %q", name, lo, hi, s))
+	n, err := strconv.Atoi(digits)
+	if err != nil || n > hi {
+		p.fail(badParameter("page %s is past page %d; page through older webhooks with the older cursor of meta", digits, hi))
 		return def
 	}
 	return n
 }
 
-// time reads an ISO date (2024-05-24) or an RFC 3339 time. A date alone
-// means the start of that day (UTC), or its end when endOfDay is set.
+// limit reads the page size: a value that is not at least 1 (missing, 0,
+// negative, abc) is def, and one above hi is hi; capped says so.
+func (p *params) limit(def, hi int) (n int, capped bool) {
+	digits, negative, ok := leadingInt(p.q.Get("limit"))
+	if !ok || negative || digits == "" {
+		return def, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n > hi {
+		return hi, true
+	}
+	return n, false
+}
+
+// time reads a date or time in one of the forms parseDate knows; a date
+// alone means the start of that day (UTC), or its end when endOfDay is
+// set.
 func (p *params) time(name string, endOfDay bool) time.Time {
 	s := strings.TrimSpace(p.q.Get(name))
 	if s == "" {
 		return time.Time{}
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t
+	t, ok := parseDate(s, endOfDay)
+	if !ok {
+		p.fail(badParameter("%s must be %s, got %q", name, dateForms, s))
 	}
-	d, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		p.fail(badParameter("%s must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got %q", name, s))
-		return time.Time{}
-	}
-	if endOfDay {
-		return d.AddDate(0, 0, 1).Add(-time.Millisecond)
-	}
-	return d
+	return t
 }
 
 // duration reads a Go duration of at least lo; missing means def.
@@ -173,10 +251,11 @@ func (p *params) filter() monitor.Filter {
 }
 
 // listQuery reads page, limit, older, newer and the filters; page is the
-// page number the answer reports (1 when a cursor is given).
-func (p *params) listQuery(defLimit int) (q monitor.ListQuery, page int) {
-	page = p.intIn("page", defaultPage, 1, 1_000_000)
-	q.Limit = p.intIn("limit", defLimit, 1, maxLimit)
+// page number the answer reports (1 when a cursor is given), and capped
+// says that the limit asked for was above maxLimit.
+func (p *params) listQuery(defLimit int) (q monitor.ListQuery, page int, capped bool) {
+	page = p.page(defaultPage, maxPage)
+	q.Limit, capped = p.limit(defLimit, maxLimit)
 	q.Filter = p.filter()
 	q.Older, q.Newer = p.cursor("older"), p.cursor("newer")
 	switch {
@@ -189,7 +268,7 @@ func (p *params) listQuery(defLimit int) (q monitor.ListQuery, page int) {
 	if q.Offset > monitor.MaxOffset {
 		p.fail(badParameter("page %d of %d webhooks starts past the %d newest; use the older cursor of meta to page further", page, q.Limit, monitor.MaxOffset))
 	}
-	return q, page
+	return q, page, capped
 }
 
 // cursor reads a list position written by monitor.Cursor.String.

@@ -59,12 +59,23 @@ func TestStats(t *testing.T) {
 		{"bucket=1s", `bucket must be a duration of at least 1m0s such as 1h or 15m, got "1s"`},
 		{"from=2026-01-03&to=2026-01-02", `to must not be before from`},
 		{"from=2026-01-01&to=2026-02-01&bucket=1m", `bucket 1m0s splits the range into 46080 buckets; at most 1000 are allowed`},
-		{"since=1h", `unknown parameter "since"; allowed: from, to, bucket`},
+		{"from[$gt]=2026-01-01", `parameter "from[$gt]" is refused: its name is shaped as an operator or a field path (a name holds letters, digits, _ and - only); allowed: from, to, bucket`},
+		{"From=2026-01-01", `unknown parameter "From": names are case-sensitive, did you mean from?`},
+		{"from=2026-01-01&from=2026-01-02", `from must be given once, got 2 values`},
+		{"to=01/02/2026", `to must be ` + dateForms + `, got "01/02/2026"`},
 	}
 	for _, b := range bad {
 		status, _, body := a.do(t, http.MethodGet, "/api/sendhooks/v1/stats?"+b.query, nil)
 		if want := errorBody(t, "BAD_PARAMETER", b.description); status != http.StatusBadRequest || body != want {
 			t.Errorf("%s: %d %s, want 400 %s", b.query, status, body, want)
 		}
+	}
+
+	// An unknown plain parameter is ignored, as the old API ignored it, and
+	// the old clients' date forms read as the range above.
+	var lenient monitor.Stats
+	a.getJSON(t, "/api/sendhooks/v1/stats/?since=1h&_=1&from=2026-01-02+00:00:00&to=Fri,+02+Jan+2026+23:59:59.999+GMT&bucket=6h", &lenient)
+	if !reflect.DeepEqual(lenient, want) {
+		t.Fatalf("stats of the old forms\n got %+v\nwant %+v", lenient, want)
 	}
 }

@@ -99,6 +99,8 @@ type dashboard struct {
 // NewDashboard returns the dashboard server over store, retrying with
 // retrier: the pages /, /hooks/{id} and /stats, the login form when
 // credentials are configured, and the embedded assets under /static/.
+// The old dashboard's links work: /hooks redirects to /, /hooks/{id}
+// is the detail page, and a trailing slash is served as none.
 func NewDashboard(store monitor.Store, retrier *monitor.Retrier, cfg DashboardConfig) *echo.Echo {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -117,6 +119,7 @@ func NewDashboard(store monitor.Store, retrier *monitor.Retrier, cfg DashboardCo
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = d.handleError
+	e.Pre(trimTrailingSlash)
 	e.Use(securityHeaders, strictRequest)
 
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticFiles())))
@@ -127,6 +130,7 @@ func NewDashboard(store monitor.Store, retrier *monitor.Retrier, cfg DashboardCo
 	g.GET("/", d.listPage)
 	g.GET("/partials/hooks", d.listTable)
 	g.GET("/retry-failed", d.confirmRetry)
+	g.GET("/hooks", d.oldList) // the old dashboard's list
 	g.POST("/retry-failed", d.retryFailed)
 	g.GET("/hooks/:id", d.hookPage)
 	g.GET("/partials/hooks/:id", d.hookLive)

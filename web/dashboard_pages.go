@@ -30,21 +30,33 @@ const (
 
 // listQuery reads the list's filters, position (older, newer, or the old
 // page) and limit from q. It returns the data to show and the query to
-// run.
-func listQuery(q url.Values) (list.Data, monitor.ListQuery, error) {
-	p := newParams(q, append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped}, filterParams...)...)
-	lq, _ := p.listQuery(dashboardLimit)
+// run. A page or limit given is kept as it was served (page=0 as 1,
+// limit=500 as 100), so that links show what the page shows. strict
+// refuses parameters it does not know, for the bulk retry's form.
+func listQuery(q url.Values, strict bool) (list.Data, monitor.ListQuery, error) {
+	allowed := append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped}, filterParams...)
+	p := newParams(q, allowed...)
+	if strict {
+		p = newStrictParams(q, allowed...)
+	}
+	lq, page, _ := p.listQuery(dashboardLimit)
 	kept := url.Values{}
-	for _, k := range append([]string{"limit"}, filterParams...) {
+	for _, k := range filterParams {
 		if v := q.Get(k); v != "" {
 			kept.Set(k, v)
 		}
 	}
+	if q.Get("limit") != "" {
+		kept.Set("limit", strconv.Itoa(lq.Limit))
+	}
 	at := url.Values{}
-	for _, k := range []string{"page", "older", "newer"} {
+	for _, k := range []string{"older", "newer"} {
 		if v := q.Get(k); v != "" {
 			at.Set(k, v)
 		}
+	}
+	if q.Get("page") != "" {
+		at.Set("page", strconv.Itoa(page))
 	}
 	return list.Data{Limit: lq.Limit, Query: kept, At: at}, lq, p.err
 }
@@ -68,7 +80,7 @@ func (d *dashboard) loadList(ctx context.Context, data *list.Data, q monitor.Lis
 // listPage answers GET /: the filters, the live table and the bulk retry.
 func (d *dashboard) listPage(c echo.Context) error {
 	q := c.QueryParams()
-	data, lq, err := listQuery(q)
+	data, lq, err := listQuery(q, false)
 	status := http.StatusOK
 	var se *statusError
 	switch {
@@ -93,7 +105,7 @@ func (d *dashboard) listPage(c echo.Context) error {
 
 // listTable answers GET /partials/hooks: the live table alone.
 func (d *dashboard) listTable(c echo.Context) error {
-	data, lq, err := listQuery(c.QueryParams())
+	data, lq, err := listQuery(c.QueryParams(), false)
 	if err != nil {
 		return err
 	}
@@ -116,7 +128,7 @@ func failedFilter(f monitor.Filter) (monitor.Filter, bool) {
 // confirmRetry answers GET /retry-failed: how many failed hooks the
 // filters select, and a form to retry them.
 func (d *dashboard) confirmRetry(c echo.Context) error {
-	data, lq, err := listQuery(c.QueryParams())
+	data, lq, err := listQuery(c.QueryParams(), false)
 	if err != nil {
 		return err
 	}
@@ -140,7 +152,7 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 		return badParameter("the form could not be read: %v", err)
 	}
 	form.Del(csrfField)
-	data, lq, err := listQuery(form)
+	data, lq, err := listQuery(form, true)
 	if err != nil {
 		return err
 	}

@@ -192,6 +192,16 @@ func newOpenAPICheck(t *testing.T, a *testAPI) *openAPICheck {
 // must refuse the request. It returns the answer's body.
 func (o *openAPICheck) exchange(t *testing.T, method, path string, header http.Header, body []byte, requestValid bool, want int) []byte {
 	t.Helper()
+	v := o.strict
+	if strings.HasPrefix(path, OpenAPIPath) {
+		v = o.lax
+	}
+	return o.exchangeWith(t, v, method, path, header, body, requestValid, want)
+}
+
+// exchangeWith is exchange checked against the validator v.
+func (o *openAPICheck) exchangeWith(t *testing.T, v validator.Validator, method, path string, header http.Header, body []byte, requestValid bool, want int) []byte {
+	t.Helper()
 	newRequest := func() *http.Request {
 		var r io.Reader
 		if body != nil {
@@ -211,10 +221,6 @@ func (o *openAPICheck) exchange(t *testing.T, method, path string, header http.H
 			req.Header[k] = vs
 		}
 		return req
-	}
-	v := o.strict
-	if strings.HasPrefix(path, OpenAPIPath) {
-		v = o.lax
 	}
 	ok, errs := v.ValidateHttpRequestSync(newRequest())
 	switch {
@@ -314,11 +320,48 @@ func TestOpenAPIAnswers(t *testing.T) {
 		o.get(t, hooks+"/nope", http.StatusNotFound, nil)
 	})
 
+	t.Run("forms of the older clients", func(t *testing.T) {
+		// Described by the document's schemas: the date forms, a limit
+		// above 100 (served as 100, with meta.limitCapped) and trailing
+		// slashes.
+		for _, q := range []string{
+			"?limit=500", "?page=2&limit=101", "/?page=1", "/",
+			"?createdStartDate=2026-01-02+00:00:00&createdEndDate=2026-01-02+23:59:59",
+			"?createdStartDate=2026-01-02T00:00:00&deliveredEndDate=2026-01-03",
+			"?createdStartDate=Fri,%2002%20Jan%202026%2000:00:00%20GMT", "?deliveredStartDate=1767348000000",
+			"?createdEndDate=Fri+Jan+02+2026+12:00:00+GMT%2B0200+(Central+European+Standard+Time)",
+		} {
+			o.get(t, hooks+q, http.StatusOK, nil)
+		}
+		var capped listBody
+		o.get(t, hooks+"/?limit=500&status=success", http.StatusOK, &capped)
+		if m := capped.Meta; !m.LimitCapped || m.ItemsPerPage != 100 || m.TotalPages != 1 || len(capped.Data) != 11 {
+			t.Errorf("limit=500: %d webhooks, meta %+v; want 11, 100 per page, capped", len(capped.Data), m)
+		}
+		o.get(t, hooks+"/"+sid+"/", http.StatusOK, nil)
+		o.get(t, APIPrefix+"/stats/?from=2026-01-01+00:00:00&to=1767398400000", http.StatusOK, nil)
+		o.exchange(t, http.MethodPost, hooks+"/retry/?search=zzz", nil, nil, true, http.StatusAccepted)
+		o.get(t, "/healthz/", http.StatusOK, nil)
+
+		// Read as the older API read them, which the schemas do not say:
+		// page and limit that give no whole number of at least 1.
+		for _, q := range []string{"?page=0", "?page=abc&limit=abc", "?limit=0", "?page=-1&limit=-5", "?page=1.5&limit=5px"} {
+			o.exchange(t, http.MethodGet, hooks+q, nil, nil, false, http.StatusOK)
+		}
+		// Ignored parameters: the document says so in words; its strict
+		// check knows declared names only, so these go to the lax one.
+		for _, path := range []string{hooks + "?_=1716544800000", hooks + "/?status=failed&utm_source=mail&_=1", APIPrefix + "/stats?to=2026-01-02&page=2"} {
+			o.exchangeWith(t, o.lax, http.MethodGet, path, nil, nil, true, http.StatusOK)
+			o.exchangeWith(t, o.strict, http.MethodGet, path, nil, nil, false, http.StatusOK)
+		}
+	})
+
 	t.Run("bad parameters", func(t *testing.T) {
 		for _, path := range []string{
-			hooks + "?limit=abc", hooks + "?limit=101", hooks + "?page=0", hooks + "?status=lost",
+			hooks + "?status=lost", hooks + "?page=1000001",
 			hooks + "?older=xyz", hooks + "?search=" + strings.Repeat("s", 201),
-			hooks + "?status%5B%24ne%5D=success", APIPrefix + "/stats?to=2026-01-02&page=2",
+			hooks + "?status%5B%24ne%5D=success", hooks + "/?status.%24ne=success",
+			APIPrefix + "/stats?to=2026-01-02&bucket=5m&Bucket=1m",
 		} {
 			o.exchange(t, http.MethodGet, path, nil, nil, false, http.StatusBadRequest)
 		}
@@ -327,7 +370,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 			hooks + "?older=1.YQ&newer=1.YQ", hooks + "?createdStartDate=2026-01-02&createdEndDate=2026-01-01",
 			hooks + "?createdStartDate=yesterday", hooks + "?page=1000000&limit=100",
 			APIPrefix + "/stats?from=2026-01-01&to=2026-03-01&bucket=1m", hooks + "?search=%zz",
-			hooks + "?limit=5&limit=6", APIPrefix + "/stats?bucket=10s",
+			hooks + "?limit=5&limit=6", APIPrefix + "/stats?bucket=10s", hooks + "?createdStartDate=24/05/2024",
+			hooks + "?page=100002",
 		} {
 			o.exchange(t, http.MethodGet, path, nil, nil, true, http.StatusBadRequest)
 		}

@@ -89,40 +89,63 @@ func seedInjection(t *testing.T, a *testAPI) {
 // values are read as plain text and select the literal hook alone.
 type injection struct {
 	query string
-	// unknown is the parameter refused as unknown; desc the description
-	// of any other refusal. Both empty: selects the literal hook only.
-	unknown, desc string
+	// operator is the parameter refused everywhere as shaped like an
+	// operator; unknown the plain parameter refused as unknown by the bulk
+	// retries, which change state, and ignored by the routes that read;
+	// desc the description of any other refusal. All empty: selects the
+	// literal hook only, everywhere.
+	operator, unknown, desc string
 }
 
 var injections = []injection{
-	{query: "status[$ne]=x", unknown: "status[$ne]"},
-	{query: "createdStartDate[$gt]=", unknown: "createdStartDate[$gt]"},
-	{query: "search[$regex]=.*", unknown: "search[$regex]"},
+	{query: "status[$ne]=x", operator: "status[$ne]"},
+	{query: "createdStartDate[$gt]=", operator: "createdStartDate[$gt]"},
+	{query: "search[$regex]=.*", operator: "search[$regex]"},
+	{query: "status.$ne=x", operator: "status.$ne"},
+	{query: "search.$regex=.*", operator: "search.$regex"},
+	{query: "$where=sleep(1000)", operator: "$where"},
+	{query: "status%5B%5D=failed", operator: "status[]"},
+	{query: "search%7B%7D=x", operator: "search{}"},
+	{query: "search%20=x", operator: "search "},
+	{query: "search=$where&_=1716544800000&%24or=1", operator: "$or"},
+	{query: "Status=success&search=$where", desc: `unknown parameter "Status": names are case-sensitive, did you mean status?`},
 	{query: "status=$ne", desc: `status must be success, failed or retrying (or a comma list of them), got "$ne"`},
 	{query: "search=" + url.QueryEscape(`{"$gt":""}`)},
 	{query: "search=.*"},
 	{query: "search=$where"},
+	// A cache-buster and other plain names are ignored where the old API
+	// ignored them; the bulk retries refuse them, since a misspelt filter
+	// ignored there would retry more webhooks than meant.
+	{query: "search=$where&_=1716544800000", unknown: "_"},
+	{query: "search=.*&utm_source=mail&serach=x", unknown: "serach"},
 	{query: "status=failed&status=success", desc: "status must be given once, got 2 values"},
 	{query: "search=.*&search=x", desc: "search must be given once, got 2 values"},
 	{query: "search=a%00b", desc: `search must be UTF-8 text without NUL characters, got "a\x00b"`},
 	{query: "search=%FF", desc: `search must be UTF-8 text without NUL characters, got "\xff"`},
 	{query: "status=failed%00", desc: `status must be success, failed or retrying (or a comma list of them), got "failed\x00"`},
-	{query: "createdStartDate=2026-01-01%00", desc: `createdStartDate must be a date (2024-05-24) or an RFC 3339 time (2024-05-24T10:00:00Z), got "2026-01-01\x00"`},
+	{query: "createdStartDate=2026-01-01%00", desc: `createdStartDate must be ` + dateForms + `, got "2026-01-01\x00"`},
 	// url.Values drops pairs it cannot read; a dropped filter would
 	// select every hook, so such a query is refused whole.
 	{query: "search=.*;x", desc: "the query string or form does not parse: invalid semicolon separator in query"},
 	{query: "search=.*&x=%zz", desc: `the query string or form does not parse: invalid URL escape "%zz"`},
 }
 
-// description is the 400 answer's description on a route allowing allowed.
-func (in injection) description(allowed string) string {
-	if in.unknown != "" {
+// description is the 400 answer's description on a route allowing
+// allowed, which refuses unknown parameters when strict.
+func (in injection) description(allowed string, strict bool) string {
+	switch {
+	case in.operator != "":
+		return fmt.Sprintf("parameter %q is refused: its name is shaped as an operator or a field path "+
+			"(a name holds letters, digits, _ and - only); allowed: %s", in.operator, allowed)
+	case in.unknown != "" && strict:
 		return fmt.Sprintf("unknown parameter %q; allowed: %s", in.unknown, allowed)
 	}
 	return in.desc
 }
 
-func (in injection) refused() bool { return in.unknown != "" || in.desc != "" }
+func (in injection) refused(strict bool) bool {
+	return in.operator != "" || in.desc != "" || (in.unknown != "" && strict)
+}
 
 // TestSecurityQueryInjection sends each injection to every route that reads
 // filters: the JSON list, the JSON bulk retry, the dashboard's list, its
@@ -138,7 +161,7 @@ func TestSecurityQueryInjection(t *testing.T) {
 	for _, in := range injections {
 		t.Run(in.query, func(t *testing.T) {
 			status, _, body := a.do(t, http.MethodGet, "/api/sendhooks/v1/hooks?"+in.query, nil)
-			checkAPIInjection(t, "API list", in, listAllowed, http.StatusOK, status, body,
+			checkAPIInjection(t, "API list", in, listAllowed, false, http.StatusOK, status, body,
 				`{"data":[{"_id":"`+literalHookID+`"`, `"meta":{"totalItems":1,`)
 
 			// Each case retries the literal hook again: take back the
@@ -147,24 +170,30 @@ func TestSecurityQueryInjection(t *testing.T) {
 			unmarkRetry(t, d.store, literalHookID)
 			before := queuedJobs(t, a.rdb)
 			status, _, body = a.do(t, http.MethodPost, "/api/sendhooks/v1/hooks/retry?"+in.query, nil)
-			checkAPIInjection(t, "API bulk retry", in, bulkAllowed, http.StatusAccepted, status, body,
+			checkAPIInjection(t, "API bulk retry", in, bulkAllowed, true, http.StatusAccepted, status, body,
 				`{"matched":1,"queued":1,"skipped":0,"truncated":false,"hooks":[{"id":"`+literalHookID+`"`)
-			checkQueued(t, "API bulk retry", in, a.rdb, before)
+			checkQueued(t, "API bulk retry", in, true, a.rdb, before)
 
-			for _, path := range []string{"/?", "/partials/hooks?"} {
-				status, _, body := d.get(t, path+in.query)
-				checkPageInjection(t, path, in, status, body)
+			for _, path := range []string{"/?", "/partials/hooks?", "/hooks/?"} {
+				status, header, body := d.get(t, path+in.query)
+				if status == http.StatusMovedPermanently { // the old dashboard's list, redirected with its query
+					if loc := header.Get("Location"); path != "/hooks/?" || loc != "/?"+in.query {
+						t.Errorf("%s: redirected to %q, want /?%s", path, loc, in.query)
+					}
+					status, _, body = d.get(t, header.Get("Location"))
+				}
+				checkPageInjection(t, path, in, false, status, body)
 			}
 
 			before = queuedJobs(t, d.rdb)
 			status, header, body := rawRequest(t, d.client, http.MethodPost, d.srv.URL+"/retry-failed", formHeader,
 				strings.NewReader("csrf="+token+"&"+in.query))
-			if in.refused() {
-				checkPageInjection(t, "bulk retry form", in, status, body)
+			if in.refused(true) {
+				checkPageInjection(t, "bulk retry form", in, true, status, body)
 			} else if status != http.StatusSeeOther || !strings.Contains(header.Get("Location"), "queued=1&") {
 				t.Errorf("bulk retry form: %d to %q, want 303 to ?queued=1", status, header.Get("Location"))
 			}
-			checkQueued(t, "bulk retry form", in, d.rdb, before)
+			checkQueued(t, "bulk retry form", in, true, d.rdb, before)
 		})
 	}
 }
@@ -182,12 +211,13 @@ func unmarkRetry(t *testing.T, store monitor.Store, id string) {
 	}
 }
 
-// checkAPIInjection checks a JSON answer: the exact 400 body of a refusal,
+// checkAPIInjection checks a JSON answer of a route allowing allowed
+// (strict: refusing unknown parameters): the exact 400 body of a refusal,
 // else okStatus and a body holding each of wants.
-func checkAPIInjection(t *testing.T, route string, in injection, allowed string, okStatus, status int, body string, wants ...string) {
+func checkAPIInjection(t *testing.T, route string, in injection, allowed string, strict bool, okStatus, status int, body string, wants ...string) {
 	t.Helper()
-	if in.refused() {
-		if want := errorBody(t, "BAD_PARAMETER", in.description(allowed)); status != http.StatusBadRequest || body != want {
+	if in.refused(strict) {
+		if want := errorBody(t, "BAD_PARAMETER", in.description(allowed, strict)); status != http.StatusBadRequest || body != want {
 			t.Errorf("%s: %d %s\nwant 400 %s", route, status, body, want)
 		}
 		return
@@ -201,10 +231,10 @@ func checkAPIInjection(t *testing.T, route string, in injection, allowed string,
 
 // checkPageInjection checks a dashboard answer: 400 showing the
 // description, else the literal hook alone.
-func checkPageInjection(t *testing.T, route string, in injection, status int, body string) {
+func checkPageInjection(t *testing.T, route string, in injection, strict bool, status int, body string) {
 	t.Helper()
-	if in.refused() {
-		if want := html.EscapeString(in.description(dashboardAllows)); status != http.StatusBadRequest || !strings.Contains(body, want) {
+	if in.refused(strict) {
+		if want := html.EscapeString(in.description(dashboardAllows, strict)); status != http.StatusBadRequest || !strings.Contains(body, want) {
 			t.Errorf("%s: %d, want 400 showing %s", route, status, want)
 		}
 		return
@@ -215,10 +245,10 @@ func checkPageInjection(t *testing.T, route string, in injection, status int, bo
 }
 
 // checkQueued checks that a refusal queued nothing and a literal read one job.
-func checkQueued(t *testing.T, route string, in injection, rdb *redis.Client, before int64) {
+func checkQueued(t *testing.T, route string, in injection, strict bool, rdb *redis.Client, before int64) {
 	t.Helper()
 	want := before + 1
-	if in.refused() {
+	if in.refused(strict) {
 		want = before
 	}
 	if n := queuedJobs(t, rdb); n != want {
@@ -272,6 +302,8 @@ func TestSecurityOversized(t *testing.T) {
 		return h
 	}
 	bearer := http.Header{"Authorization": {"Bearer s3cret-token"}}
+	bearerProgram := bearer.Clone()
+	bearerProgram.Set(RequestHeader, "1")
 	bearerForm := bearer.Clone()
 	bearerForm.Set("Content-Type", "application/x-www-form-urlencoded")
 	bigSearch := strings.Repeat("a", 100<<10)
@@ -280,6 +312,7 @@ func TestSecurityOversized(t *testing.T) {
 	apiBad := func(desc string) string { return errorBody(t, "BAD_PARAMETER", desc) }
 	tooLarge := "the request body must be at most 1048576 bytes"
 	tooLargeBody := errorBody(t, "TOO_LARGE", tooLarge)
+	emptyList := `{"data":[],"meta":{"totalItems":0,"totalPages":0,"currentPage":1,"itemsPerPage":10}}`
 
 	apiCases := []oversized{
 		{"retry, 10 MB", http.MethodPost, "/api/sendhooks/v1/hooks/" + literalHookID + "/retry", bearer, bigForm, http.StatusRequestEntityTooLarge, tooLargeBody},
@@ -290,22 +323,25 @@ func TestSecurityOversized(t *testing.T) {
 			apiBad(fmt.Sprintf("search must be at most 200 characters long, got %d", len(bigSearch)))},
 		{"201-character search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("é", 201), bearer, nil, http.StatusBadRequest,
 			apiBad("search must be at most 200 characters long, got 201")},
-		{"200-character search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("é", 200), bearer, nil, http.StatusOK,
-			`{"data":[],"meta":{"totalItems":0,"totalPages":0,"currentPage":1,"itemsPerPage":10}}`},
-		{"100 KB unknown parameter", http.MethodGet, "/api/sendhooks/v1/hooks?" + bigSearch + "=1", bearer, nil, http.StatusBadRequest,
-			apiBad(fmt.Sprintf("unknown parameter %q; allowed: %s", bigSearch, listAllowed))},
-		{"10,000 parameters", http.MethodGet, "/api/sendhooks/v1/hooks?" + manyParams(10_000), bearer, nil, http.StatusBadRequest,
-			apiBad(`unknown parameter "p0"; allowed: ` + listAllowed)},
+		{"200-character search", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("é", 200), bearer, nil, http.StatusOK, emptyList},
+		// Unknown parameters of plain names are ignored, as the old API
+		// ignored them; shaped as operators they are refused.
+		{"100 KB unknown parameter, ignored", http.MethodGet, "/api/sendhooks/v1/hooks?search=nothing-matches&" + bigSearch + "=1", bearer, nil, http.StatusOK, emptyList},
+		{"100 KB operator-shaped parameter", http.MethodGet, "/api/sendhooks/v1/hooks?" + bigSearch + "[$ne]=1", bearer, nil, http.StatusBadRequest,
+			apiBad(fmt.Sprintf("parameter %q is refused: its name is shaped as an operator or a field path (a name holds letters, digits, _ and - only); allowed: %s", bigSearch+"[$ne]", listAllowed))},
+		{"10,000 parameters, ignored", http.MethodGet, "/api/sendhooks/v1/hooks?search=nothing-matches&" + manyParams(9_999), bearer, nil, http.StatusOK, emptyList},
+		{"bulk retry, 10,000 parameters", http.MethodPost, "/api/sendhooks/v1/hooks/retry?search=nothing-matches&" + manyParams(9_999), bearerProgram, nil, http.StatusBadRequest,
+			apiBad(`unknown parameter "p0"; allowed: ` + bulkAllowed)},
 		{"10,001 parameters", http.MethodGet, "/api/sendhooks/v1/hooks?" + manyParams(10_001), bearer, nil, http.StatusBadRequest,
 			apiBad("the query string or form does not parse: number of URL query parameters exceeded limit")},
 		{"bulk retry, 10,001 parameters", http.MethodPost, "/api/sendhooks/v1/hooks/retry?search=nothing-matches&" + manyParams(10_000), bearer, nil, http.StatusBadRequest,
 			apiBad("the query string or form does not parse: number of URL query parameters exceeded limit")},
 		{"page 10^18", http.MethodGet, "/api/sendhooks/v1/hooks?page=1000000000000000000", bearer, nil, http.StatusBadRequest,
-			apiBad(`page must be a whole number from 1 to 1000000, got "1000000000000000000"`)},
-		{"limit 10^18", http.MethodGet, "/api/sendhooks/v1/hooks?limit=1000000000000000000", bearer, nil, http.StatusBadRequest,
-			apiBad(`limit must be a whole number from 1 to 100, got "1000000000000000000"`)},
+			apiBad(`page 1000000000000000000 is past page 1000000; page through older webhooks with the older cursor of meta`)},
+		{"limit 10^18, served as 100", http.MethodGet, "/api/sendhooks/v1/hooks?search=nothing-matches&limit=1000000000000000000", bearer, nil, http.StatusOK,
+			`{"data":[],"meta":{"totalItems":0,"totalPages":0,"currentPage":1,"itemsPerPage":100,"limitCapped":true}}`},
 		{"page past int64", http.MethodGet, "/api/sendhooks/v1/hooks?page=99999999999999999999", bearer, nil, http.StatusBadRequest,
-			apiBad(`page must be a whole number from 1 to 1000000, got "99999999999999999999"`)},
+			apiBad(`page 99999999999999999999 is past page 1000000; page through older webhooks with the older cursor of meta`)},
 		{"26 years of minute buckets", http.MethodGet, "/api/sendhooks/v1/stats?from=2000-01-01&to=2026-01-01&bucket=1m", bearer, nil, http.StatusBadRequest,
 			apiBad(fmt.Sprintf("bucket 1m0s splits the range into %d buckets; at most 1000 are allowed", statsBuckets))},
 		{"2 MB query string", http.MethodGet, "/api/sendhooks/v1/hooks?search=" + strings.Repeat("a", 2<<20), bearer, nil, http.StatusRequestHeaderFieldsTooLarge,
@@ -335,8 +371,8 @@ func TestSecurityOversized(t *testing.T) {
 		{"100 KB search", http.MethodGet, "/?search=" + bigSearch, nil, nil, http.StatusBadRequest, "search must be at most 200 characters long"},
 		{"200-character search", http.MethodGet, "/?search=" + strings.Repeat("a", 200), nil, nil, http.StatusOK, "No webhooks match."},
 		{"10,001 parameters", http.MethodGet, "/?" + manyParams(10_001), nil, nil, http.StatusBadRequest, "number of URL query parameters exceeded limit"},
-		{"page 10^18", http.MethodGet, "/partials/hooks?page=1000000000000000000", nil, nil, http.StatusBadRequest, "page must be a whole number from 1 to 1000000"},
-		{"limit 10^18", http.MethodGet, "/?limit=1000000000000000000", nil, nil, http.StatusBadRequest, "limit must be a whole number from 1 to 100"},
+		{"page 10^18", http.MethodGet, "/partials/hooks?page=1000000000000000000", nil, nil, http.StatusBadRequest, "page 1000000000000000000 is past page 1000000"},
+		{"limit 10^18, served as 100", http.MethodGet, "/?limit=1000000000000000000", nil, nil, http.StatusOK, `name="limit" value="100"`},
 		// Last: without the limit, a logout would replace the session and its token.
 		{"logout, 10 MB", http.MethodPost, "/logout", withToken(formHeader), bigForm, http.StatusRequestEntityTooLarge, tooLarge},
 	}
@@ -426,7 +462,11 @@ func TestSecurityAPIAuthBypass(t *testing.T) {
 		{http.MethodGet, "/API/sendhooks/v1/hooks", http.StatusNotFound, notFound},
 		{http.MethodGet, "/healthz/../api/sendhooks/v1/hooks", http.StatusNotFound, notFound},
 		{http.MethodGet, "/metrics", http.StatusUnauthorized, unauthorized},
-		{http.MethodGet, "/metrics/", http.StatusNotFound, notFound},
+		{http.MethodGet, "/metrics/", http.StatusUnauthorized, unauthorized},
+		{http.MethodGet, "/api/sendhooks/v1/hooks/" + literalHookID + "/", http.StatusUnauthorized, unauthorized},
+		{http.MethodGet, "/api/sendhooks/v1/stats/", http.StatusUnauthorized, unauthorized},
+		{http.MethodPost, hooks + "/retry/", http.StatusUnauthorized, unauthorized},
+		{http.MethodGet, "/api/sendhooks/v1/hooks//", http.StatusUnauthorized, unauthorized},
 		{http.MethodHead, hooks, http.StatusUnauthorized, ""},
 		{http.MethodOptions, hooks, http.StatusUnauthorized, unauthorized},
 		{http.MethodPut, hooks, http.StatusUnauthorized, unauthorized},
