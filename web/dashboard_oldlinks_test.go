@@ -72,6 +72,14 @@ func TestOldDashboardLinks(t *testing.T) {
 			t.Errorf("%s, redirected to %s: %d, rows %v, want %v", l.path, header.Get("Location"), status, got, l.ids)
 		}
 	}
+	// The date inputs show the old link's dates as days, which a browser
+	// keeps when the filter form is sent again.
+	status, _, body := d.get(t, "/?createdStartDate=2026-01-02+10%3A01%3A00&createdEndDate=1767348180000")
+	for _, input := range []string{`name="createdStartDate" value="2026-01-02"`, `name="createdEndDate" value="2026-01-02"`, `name="deliveredStartDate" value=""`} {
+		if !strings.Contains(body, input) {
+			t.Errorf("the list's date inputs: want %s\n%.2000s", input, body)
+		}
+	}
 
 	// The detail pages, by the id the old dashboard linked and by the
 	// producer's id, with or without a trailing slash.
@@ -87,7 +95,7 @@ func TestOldDashboardLinks(t *testing.T) {
 			t.Errorf("GET %s: %d, want the page of %s\n%.500s", dt.path, status, dt.id, body)
 		}
 	}
-	status, _, body := d.get(t, "/hooks/664f1a2b3c4d5e6f7a8b9c0d/")
+	status, _, body = d.get(t, "/hooks/664f1a2b3c4d5e6f7a8b9c0d/")
 	if status != http.StatusNotFound || !strings.Contains(body, "Webhook not found") || !strings.Contains(body, "664f1a2b3c4d5e6f7a8b9c0d") {
 		t.Errorf("an unknown old id: %d\n%.500s", status, body)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -58,7 +59,21 @@ func listQuery(q url.Values, strict bool) (list.Data, monitor.ListQuery, error) 
 	if q.Get("page") != "" {
 		at.Set("page", strconv.Itoa(page))
 	}
-	return list.Data{Limit: lq.Limit, Query: kept, At: at}, lq, p.err
+	return list.Data{Limit: lq.Limit, Query: kept, Dates: dateInputs(q), At: at}, lq, p.err
+}
+
+// dateInputs gives the date filters of q as the list's date inputs show
+// them, 2024-05-24: a browser leaves such an input blank for any other
+// form (an old link's "2024-05-24 00:00:00", Unix milliseconds), and the
+// filter would then be lost when the form is sent again.
+func dateInputs(q url.Values) map[string]string {
+	dates := map[string]string{}
+	for _, k := range []string{"createdStartDate", "createdEndDate", "deliveredStartDate", "deliveredEndDate"} {
+		if t, ok := parseDate(q.Get(k), false); ok {
+			dates[k] = t.UTC().Format(time.DateOnly)
+		}
+	}
+	return dates
 }
 
 // loadList fills data with the page of hooks that q selects.
