@@ -75,6 +75,12 @@ func runMigrate(args []string, getenv func(string) string, stderr io.Writer) err
 		}
 		return fmt.Errorf("migrate: %w (converted %d of %d documents before; running it again goes on from there)", err, p.Converted, p.ToConvert)
 	}
+	if p.Unreadable > 0 {
+		for _, e := range p.Errors {
+			fmt.Fprintln(stderr, "migrate: left as it is:", e)
+		}
+		return fmt.Errorf("migrate: converted %d documents; %d could not be read and are left as they are (the first are listed above)", p.Converted, p.Unreadable)
+	}
 	switch {
 	case p.Total == 0:
 		fmt.Fprintf(stderr, "migrate: nothing to migrate: no document of the older monitor in %s\n", where)

@@ -265,7 +265,7 @@ func TestMigrateKilledHalfwayAndRunAgain(t *testing.T) {
 // TestMigrateTwiceChangesNothing runs migrate to the end, then again: the
 // second run says there is nothing to migrate and writes nothing.
 func TestMigrateTwiceChangesNothing(t *testing.T) {
-	_, coll, docs, env := oldDatabase(t, 30)
+	_, coll, docs, env := oldDatabase(t, 70)
 	first := startMigrate(t, env)
 	if code := first.wait(t); code != 0 {
 		t.Fatalf("first run exited %d:\n%s", code, first.output())

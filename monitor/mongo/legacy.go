@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -156,7 +157,7 @@ func (s *Store) resolve(ctx context.Context, c monitor.Cursor) (pos, error) {
 	err = s.hooks.FindOne(ctx, bson.D{{Key: "_id", Value: oid}},
 		options.FindOne().SetProjection(bson.D{{Key: "created", Value: 1}})).Decode(&doc)
 	switch {
-	case err == mongo.ErrNoDocuments:
+	case errors.Is(err, mongo.ErrNoDocuments):
 		return p, nil
 	case err != nil:
 		return p, fmt.Errorf("find hook %s of a cursor: %w", c.ID, err)
@@ -205,7 +206,7 @@ func (s *Store) buildLegacyRollups(ctx context.Context) error {
 		Through bson.ObjectID `bson:"through"`
 	}
 	err := s.meta.FindOne(ctx, bson.D{{Key: "_id", Value: legacyRollupsState}}).Decode(&state)
-	if err != nil && err != mongo.ErrNoDocuments {
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return fmt.Errorf("read the state of the legacy rollups: %w", err)
 	}
 	hours, last, err := s.legacyHours(ctx, state.Through)
@@ -312,10 +313,34 @@ func (s *Store) setLegacyHour(ctx context.Context, hour time.Time) error {
 	if len(models) == 0 {
 		return nil
 	}
-	if _, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+	if _, err := bulkInChunks(ctx, s.rollups, models); err != nil {
 		return fmt.Errorf("set %d legacy rollups of the hour %v: %w", len(models), hour, err)
 	}
 	return nil
+}
+
+// writeChunk bounds the updates sent in one command by bulkInChunks.
+// FerretDB v1 holds a database connection for each update of a command
+// until the command ends, from a pool of 100: a command of 100 updates
+// or more waits for itself forever.
+const writeChunk = 64
+
+// bulkInChunks runs the writes as unordered BulkWrites of writeChunk
+// writes each, and returns how many documents they modified.
+func bulkInChunks(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) (int64, error) {
+	var modified int64
+	for len(models) > 0 {
+		n := min(len(models), writeChunk)
+		res, err := coll.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
+		if res != nil {
+			modified += res.ModifiedCount
+		}
+		if err != nil {
+			return modified, err
+		}
+		models = models[n:]
+	}
+	return modified, nil
 }
 
 // rollupFields are the fields of a counter's key as stored.

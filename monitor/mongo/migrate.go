@@ -32,6 +32,11 @@ type MigrateProgress struct {
 	ToConvert int64
 	// Converted is how many this run has converted so far.
 	Converted int64
+	// Unreadable counts the documents left as they are because they could
+	// not be read (a field of another type than the older monitor wrote),
+	// and Errors describes the first few.
+	Unreadable int64
+	Errors     []string
 	// Elapsed is the time since the run began.
 	Elapsed time.Duration
 }
@@ -57,7 +62,9 @@ func (p MigrateProgress) Rate() float64 {
 // document converted by one update conditional on its having no version
 // yet: a run killed at any point leaves every document either converted
 // or not, and a run again converts the rest; a document converted by
-// another run at the same time is not converted twice. progress, when
+// another run at the same time is not converted twice. A document that
+// cannot be read is left as it is, counted and described in the
+// progress, and the run goes on. progress, when
 // not nil, is called after every batch.
 //
 // The documents' share of the statistics is in the legacy rollups, which
@@ -94,7 +101,7 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions, progress func(
 			break
 		}
 		after = last
-		n, err := s.convert(ctx, raws)
+		n, err := s.convert(ctx, raws, &p)
 		p.Converted += n
 		if err != nil {
 			return p, err
@@ -135,16 +142,23 @@ func (s *Store) unconvertedAfter(ctx context.Context, after bson.ObjectID, n int
 	return raws, last, nil
 }
 
+// maxMigrateErrors bounds the errors a MigrateProgress describes.
+const maxMigrateErrors = 10
+
 // convert writes the documents in this store's shape, each by one update
 // conditional on its still having no version, and returns how many it
-// converted.
-func (s *Store) convert(ctx context.Context, raws []bson.Raw) (int64, error) {
+// converted. A document it cannot read is left as it is and counted in p.
+func (s *Store) convert(ctx context.Context, raws []bson.Raw, p *MigrateProgress) (int64, error) {
 	models := make([]mongo.WriteModel, 0, len(raws))
 	for _, raw := range raws {
 		oid := raw.Lookup("_id").ObjectID()
 		h, err := decodeHook(raw)
 		if err != nil {
-			return 0, err
+			p.Unreadable++
+			if len(p.Errors) < maxMigrateErrors {
+				p.Errors = append(p.Errors, err.Error())
+			}
+			continue
 		}
 		b, err := bson.Marshal(h)
 		if err != nil {
@@ -168,11 +182,10 @@ func (s *Store) convert(ctx context.Context, raws []bson.Raw) (int64, error) {
 				{Key: "$inc", Value: bson.D{{Key: "version", Value: int64(1)}}},
 			}))
 	}
-	res, err := s.hooks.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	var n int64
-	if res != nil {
-		n = res.ModifiedCount
+	if len(models) == 0 {
+		return 0, nil
 	}
+	n, err := bulkInChunks(ctx, s.hooks, models)
 	if err != nil {
 		return n, fmt.Errorf("convert %d documents of the older monitor: %w", len(models), err)
 	}
