@@ -373,9 +373,10 @@ func TestLegacyRollupsBuiltAgain(t *testing.T) {
 // monitor's hooks by their created time, with their share of the
 // rollups, beside new hooks.
 func TestPruneOldDocuments(t *testing.T) {
-	w := newLegacyWorld(t, 120, 40)
+	w := newLegacyWorld(t, 70, 25)
 	ctx := context.Background()
-	cut := oldBase.Add(50 * time.Minute)
+	cut := oldBase.Add(12 * time.Minute)
+	removed := 0
 	for {
 		n, err := w.s.Prune(ctx, cut, 40)
 		if err != nil {
@@ -384,8 +385,13 @@ func TestPruneOldDocuments(t *testing.T) {
 		if n == 0 {
 			break
 		}
+		removed += n
 	}
-	w.hooks = slices.DeleteFunc(w.hooks, func(h monitor.Hook) bool { return h.Created.Before(cut) })
+	kept := slices.DeleteFunc(slices.Clone(w.hooks), func(h monitor.Hook) bool { return h.Created.Before(cut) })
+	if want := len(w.hooks) - len(kept); removed != want || removed == 0 {
+		t.Fatalf("Prune removed %d hooks, want %d", removed, want)
+	}
+	w.hooks = kept
 	if !slices.ContainsFunc(w.hooks, func(h monitor.Hook) bool { return w.old[h.ID] }) {
 		t.Fatal("the cut leaves no old hook")
 	}
@@ -396,7 +402,7 @@ func TestPruneOldDocuments(t *testing.T) {
 // that every read answers as before, that each document is converted
 // once, and that a second run converts nothing.
 func TestMigrateInPlace(t *testing.T) {
-	w := newLegacyWorld(t, 100, 30)
+	w := newLegacyWorld(t, 60, 20)
 	ctx := context.Background()
 	var seen []MigrateProgress
 	p, err := w.s.Migrate(ctx, MigrateOptions{Batch: 40}, func(p MigrateProgress) { seen = append(seen, p) })
