@@ -30,16 +30,15 @@ func (s *Store) Get(ctx context.Context, id string) (monitor.Hook, error) {
 		return monitor.Hook{}, fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
 	}
 	for _, l := range lookups(id) {
+		// The _id is unique: no sort needed, and none asked for, so that
+		// the plan is the _id index alone.
 		opts := options.Find().SetLimit(1)
 		if l.Key != "_id" {
 			opts.SetSort(bson.D{{Key: "created", Value: -1}})
 		}
-		// The _id is unique: no sort needed, and none asked for, so that
-		// the plan is the _id index alone.
 		hooks, err := s.find(ctx, bson.D{l}, opts)
-		field := l.Key
 		if err != nil {
-			return monitor.Hook{}, fmt.Errorf("find hook by %s %q: %w", field, id, err)
+			return monitor.Hook{}, fmt.Errorf("find hook by %s %q: %w", l.Key, id, err)
 		}
 		if len(hooks) > 0 {
 			return hooks[0], nil
