@@ -470,3 +470,32 @@ func TestMigrateReadsExternalIDOfEarlyVersions(t *testing.T) {
 		t.Fatalf("Get(early-1) after Migrate = %+v, %v", h, err)
 	}
 }
+
+// TestMigrateLeavesAnUnreadableDocument checks that a document Migrate
+// cannot read is left as it is, counted and described, and that the
+// others are converted.
+func TestMigrateLeavesAnUnreadableDocument(t *testing.T) {
+	s := newStore(t, 0)
+	ctx := context.Background()
+	docs := oldmonitor.Docs(3, oldBase, time.Minute)
+	bad := bson.NewObjectIDFromTimestamp(oldBase)
+	docs = append(docs, bson.D{{Key: "_id", Value: bad}, {Key: "id", Value: "1-0"}, {Key: "created", Value: "yesterday"}, {Key: "__v", Value: int32(0)}})
+	if err := oldmonitor.Insert(ctx, s.hooks, docs); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Migrate(ctx, MigrateOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(len(docs))
+	if p.Total != n || p.Converted != n-1 || p.Unreadable != 1 || len(p.Errors) != 1 || !strings.Contains(p.Errors[0], bad.Hex()) {
+		t.Fatalf("Migrate = %+v, want %d converted and %s unreadable", p, n-1, bad.Hex())
+	}
+	raw, err := s.hooks.FindOne(ctx, bson.D{{Key: "_id", Value: bad}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.LookupErr("version"); err == nil {
+		t.Fatalf("the unreadable document was written: %v", raw)
+	}
+}
