@@ -2,6 +2,10 @@
 // serves the JSON API on BACKEND_PORT and the dashboard on DASHBOARD_PORT.
 // It is configured by the environment; see docs/monitor.md and
 // docs/dashboard.md.
+//
+// `sendhooks-monitor migrate` converts the older monitor's documents in
+// the MongoDB the environment names to this monitor's shape, and exits;
+// see docs/migration.md.
 package main
 
 import (
@@ -18,6 +22,10 @@ import (
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		run = func() error { return runMigrate(os.Args[2:], os.Getenv, os.Stderr) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "sendhooks-monitor:", err)
 		os.Exit(1)

@@ -253,6 +253,12 @@ func rollupID(k monitor.RollupKey) string {
 // counter document expires (TTL on expireAt) once every hook it counts has
 // passed the retention: at bucket + width + retention.
 func (s *Store) addRollups(ctx context.Context, delta monitor.RollupDelta) error {
+	return s.addRollupsTo(ctx, "", delta)
+}
+
+// addRollupsTo adds delta to the counters whose _id starts with prefix:
+// "" for this store's hooks, legacyPrefix for the older monitor's.
+func (s *Store) addRollupsTo(ctx context.Context, prefix string, delta monitor.RollupDelta) error {
 	if len(delta) == 0 {
 		return nil
 	}
@@ -261,13 +267,7 @@ func (s *Store) addRollups(ctx context.Context, delta monitor.RollupDelta) error
 	for k, n := range delta {
 		update := bson.D{
 			{Key: "$inc", Value: bson.D{{Key: "n", Value: n}}},
-			{Key: "$setOnInsert", Value: bson.D{
-				{Key: "kind", Value: string(k.Kind)},
-				{Key: "bucket", Value: k.Bucket.UTC()},
-				{Key: "status", Value: string(k.Status)},
-				{Key: "url", Value: k.URL},
-				{Key: "bin", Value: k.Bin},
-			}},
+			{Key: "$setOnInsert", Value: rollupFields(k)},
 		}
 		if retention > 0 {
 			// $set, not $setOnInsert: a changed retention reaches every
@@ -277,7 +277,7 @@ func (s *Store) addRollups(ctx context.Context, delta monitor.RollupDelta) error
 			}})
 		}
 		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: rollupID(k)}}).
+			SetFilter(bson.D{{Key: "_id", Value: prefix + rollupID(k)}}).
 			SetUpdate(update).
 			SetUpsert(true))
 	}

@@ -37,16 +37,21 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (n int, 
 		return 0, fmt.Errorf("find hooks created before %v: %w", before, err)
 	}
 	var ids []struct {
-		ID string `bson:"_id"`
+		ID bson.RawValue `bson:"_id"`
 	}
 	if err := cur.All(ctx, &ids); err != nil {
 		return 0, fmt.Errorf("read hooks created before %v: %w", before, err)
 	}
-	delta := monitor.RollupDelta{}
+	// The older monitor's hooks (an ObjectId _id) count in the legacy
+	// counters: their share is taken from those.
+	delta, legacy := monitor.RollupDelta{}, monitor.RollupDelta{}
 	defer func() {
 		// What was removed has its share taken away even when a later
 		// removal failed.
 		if rerr := s.addRollups(ctx, delta); rerr != nil && err == nil {
+			err = rerr
+		}
+		if rerr := s.addRollupsTo(ctx, legacyPrefix, legacy); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()
@@ -59,14 +64,21 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (n int, 
 			continue // removed by another monitor or the TTL monitor
 		}
 		if err != nil {
-			return n, fmt.Errorf("remove hook %q: %w", id.ID, err)
+			return n, fmt.Errorf("remove hook %s: %w", id.ID, err)
 		}
 		h, err := decodeHook(raw)
 		if err != nil {
 			return n, err
 		}
-		delta.Change(&h, nil)
+		if id.ID.Type == bson.TypeObjectID {
+			legacy.Change(&h, nil)
+		} else {
+			delta.Change(&h, nil)
+		}
 		n++
+	}
+	if err := s.addRollupsTo(ctx, legacyPrefix, legacy); err != nil {
+		return n, err
 	}
 	if err := s.addRollups(ctx, delta); err != nil {
 		return n, err

@@ -18,32 +18,43 @@ import (
 // searchWindow is monitor.SearchWindow; tests make it small.
 var searchWindow = monitor.SearchWindow
 
-// Get returns the hook whose _id is id, else the newest whose externalId
-// (the producer's webhookId) is id, else the newest whose messageId is id.
-// Each is a point lookup on an index: _id, {externalId,created},
-// {messageId,created}.
+// Get returns the hook whose _id is id (as a string, or as the ObjectId
+// whose hex it is: the older monitor's documents), else the newest whose
+// externalId (the producer's webhookId) is id, else the newest whose
+// messageId is id. Each is a point lookup on an index: _id,
+// {externalId,created}, {messageId,created}.
 func (s *Store) Get(ctx context.Context, id string) (monitor.Hook, error) {
 	if id == "" {
 		// An empty externalId or messageId is no id: it would match every
 		// hook without one.
 		return monitor.Hook{}, fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
 	}
-	for _, field := range []string{"_id", "externalId", "messageId"} {
-		hooks, err := s.find(ctx, bson.D{{Key: field, Value: id}},
-			options.Find().SetSort(bson.D{{Key: "created", Value: -1}}).SetLimit(1))
-		if field == "_id" {
-			// The _id is unique: no sort needed, and none asked for, so
-			// that the plan is the _id index alone.
-			hooks, err = s.find(ctx, bson.D{{Key: "_id", Value: id}}, options.Find().SetLimit(1))
+	for _, l := range lookups(id) {
+		// The _id is unique: no sort needed, and none asked for, so that
+		// the plan is the _id index alone.
+		opts := options.Find().SetLimit(1)
+		if l.Key != "_id" {
+			opts.SetSort(bson.D{{Key: "created", Value: -1}})
 		}
+		hooks, err := s.find(ctx, bson.D{l}, opts)
 		if err != nil {
-			return monitor.Hook{}, fmt.Errorf("find hook by %s %q: %w", field, id, err)
+			return monitor.Hook{}, fmt.Errorf("find hook by %s %q: %w", l.Key, id, err)
 		}
 		if len(hooks) > 0 {
 			return hooks[0], nil
 		}
 	}
 	return monitor.Hook{}, fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
+}
+
+// lookups are the point lookups of an id, in the order tried: the _id
+// as a string, as an ObjectId when it is one's hex, externalId, messageId.
+func lookups(id string) []bson.E {
+	out := []bson.E{{Key: "_id", Value: id}}
+	if oid, err := bson.ObjectIDFromHex(id); err == nil && oid.Hex() == id {
+		out = append(out, bson.E{Key: "_id", Value: oid})
+	}
+	return append(out, bson.E{Key: "externalId", Value: id}, bson.E{Key: "messageId", Value: id})
 }
 
 // List returns one page of the hooks q selects, newest created first.
@@ -155,7 +166,7 @@ func timeRange(from, to time.Time) bson.D {
 // on the wrong side of its id. (A top-level {$or: [{created <c}, {created
 // =c, _id <id}]} would leave the planner one index scan per branch and a
 // merge, or none.)
-func past(c monitor.Cursor, newer bool) bson.D {
+func past(c pos, newer bool) bson.D {
 	if newer {
 		return keyset(c, "$gte", "$gt", "$gt")
 	}
@@ -164,7 +175,7 @@ func past(c monitor.Cursor, newer bool) bson.D {
 
 // notPast selects the hooks at c or before it in the direction given:
 // the hooks of a search window that ends at c.
-func notPast(c monitor.Cursor, newer bool) bson.D {
+func notPast(c pos, newer bool) bson.D {
 	if newer {
 		return keyset(c, "$lte", "$lt", "$lte")
 	}
@@ -172,14 +183,27 @@ func notPast(c monitor.Cursor, newer bool) bson.D {
 }
 
 // keyset is {created: {bound: c}, $or: [{created: {strict: c}}, {_id: {tie: id}}]}.
-func keyset(c monitor.Cursor, bound, strict, tie string) bson.D {
-	created := c.Created.UTC()
+//
+// MongoDB sorts every string _id before every ObjectId (the older
+// monitor's), and compares only values of one type: the ids of the other
+// type on the tie's side are added as a branch of their own.
+func keyset(c pos, bound, strict, tie string) bson.D {
+	created := c.created.UTC()
+	or := bson.A{
+		bson.D{{Key: "created", Value: bson.D{{Key: strict, Value: created}}}},
+		bson.D{{Key: "_id", Value: bson.D{{Key: tie, Value: c.id}}}},
+	}
+	_, isOID := c.id.(bson.ObjectID)
+	below := tie == "$lt" || tie == "$lte"
+	switch {
+	case isOID && below:
+		or = append(or, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: "string"}}}})
+	case !isOID && !below:
+		or = append(or, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: "objectId"}}}})
+	}
 	return bson.D{
 		{Key: "created", Value: bson.D{{Key: bound, Value: created}}},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created", Value: bson.D{{Key: strict, Value: created}}}},
-			bson.D{{Key: "_id", Value: bson.D{{Key: tie, Value: c.ID}}}},
-		}},
+		{Key: "$or", Value: or},
 	}
 }
 
@@ -213,10 +237,14 @@ func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, rest
 	}
 	scope := base
 	if cursor != nil {
-		scope = and(base, past(*cursor, newer))
+		at, err := s.resolve(ctx, *cursor)
+		if err != nil {
+			return p, err
+		}
+		scope = and(base, past(at, newer))
 	}
 	filter := scope
-	var bound *monitor.Cursor // where the search window ends, when it does not hold every hook
+	var bound *pos // where the search window ends, when it does not hold every hook
 	if rest != nil {
 		var err error
 		if bound, err = s.windowBound(ctx, scope, newer); err != nil {
@@ -247,7 +275,7 @@ func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, rest
 	case more:
 		next = monitor.CursorOf(hooks[len(hooks)-1])
 	case bound != nil:
-		next = bound
+		next = bound.cursor()
 		p.Partial = len(hooks) < q.Limit
 		p.TotalAtLeast = p.Partial
 	}
@@ -260,7 +288,11 @@ func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, rest
 		if len(hooks) > 0 {
 			at = monitor.CursorOf(hooks[len(hooks)-1])
 		}
-		older, err := s.find(ctx, and(base, past(*at, false)), options.Find().SetSort(newestFirst).SetLimit(1).
+		atPos, err := s.resolve(ctx, *at)
+		if err != nil {
+			return p, err
+		}
+		older, err := s.find(ctx, and(base, past(atPos, false)), options.Find().SetSort(newestFirst).SetLimit(1).
 			SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "created", Value: 1}}))
 		if err != nil {
 			return p, fmt.Errorf("look for older hooks: %w", err)
@@ -290,7 +322,7 @@ func (s *Store) page(ctx context.Context, q monitor.ListQuery, base bson.D, rest
 // does not hold every hook of scope; nil when it does. It reads index
 // entries only: the sort is the index's order and the projection is in
 // the index.
-func (s *Store) windowBound(ctx context.Context, scope bson.D, newer bool) (*monitor.Cursor, error) {
+func (s *Store) windowBound(ctx context.Context, scope bson.D, newer bool) (*pos, error) {
 	sort := newestFirst
 	if newer {
 		sort = oldestFirst
@@ -301,26 +333,28 @@ func (s *Store) windowBound(ctx context.Context, scope bson.D, newer bool) (*mon
 	if err != nil {
 		return nil, fmt.Errorf("find the end of the search window: %w", err)
 	}
-	var ends []struct {
-		ID      string    `bson:"_id"`
-		Created time.Time `bson:"created"`
-	}
+	var ends []bson.Raw
 	if err := cur.All(ctx, &ends); err != nil {
 		return nil, fmt.Errorf("read the end of the search window: %w", err)
 	}
 	if len(ends) < 2 {
 		return nil, nil
 	}
-	return &monitor.Cursor{Created: ends[0].Created.UTC(), ID: ends[0].ID}, nil
+	p, err := rawPos(ends[0])
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // exactMatches returns the hooks whose _id, externalId or messageId is
-// text: three point lookups, on _id, {externalId,created} and
+// text: point lookups (lookups), on _id, {externalId,created} and
 // {messageId,created}, at most monitor.MaxExactMatches hooks in all.
 // capped says that the cap was reached.
 func (s *Store) exactMatches(ctx context.Context, text string) (hooks []monitor.Hook, capped bool, err error) {
 	seen := map[string]bool{}
-	for _, field := range []string{"_id", "externalId", "messageId"} {
+	for _, l := range lookups(text) {
+		field := l.Key
 		left := monitor.MaxExactMatches - len(hooks)
 		if left <= 0 {
 			return hooks, true, nil
@@ -329,7 +363,7 @@ func (s *Store) exactMatches(ctx context.Context, text string) (hooks []monitor.
 		if field != "_id" {
 			opts.SetSort(bson.D{{Key: "created", Value: -1}})
 		}
-		found, err := s.find(ctx, bson.D{{Key: field, Value: text}}, opts)
+		found, err := s.find(ctx, bson.D{l}, opts)
 		if err != nil {
 			return nil, false, fmt.Errorf("find hooks by %s %q: %w", field, text, err)
 		}

@@ -37,7 +37,8 @@ func (s *Store) Stats(ctx context.Context, q monitor.StatsQuery) (monitor.Stats,
 	return monitor.BuildStats(q, append(rows, hourly...)), nil
 }
 
-// readRollups returns the counters filter selects.
+// readRollups returns the counters filter selects, one row per key: the
+// legacy counter of a key (see legacy.go) is added to its counter.
 func (s *Store) readRollups(ctx context.Context, filter bson.D) ([]monitor.RollupRow, error) {
 	cur, err := s.rollups.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "expireAt", Value: 0}}))
 	if err != nil {
@@ -47,9 +48,16 @@ func (s *Store) readRollups(ctx context.Context, filter bson.D) ([]monitor.Rollu
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("read rollups: %w", err)
 	}
-	rows := make([]monitor.RollupRow, len(docs))
-	for i, d := range docs {
-		rows[i] = d.row()
+	rows := make([]monitor.RollupRow, 0, len(docs))
+	at := make(map[monitor.RollupKey]int, len(docs))
+	for _, d := range docs {
+		r := d.row()
+		if i, ok := at[r.RollupKey]; ok {
+			rows[i].N += r.N
+			continue
+		}
+		at[r.RollupKey] = len(rows)
+		rows = append(rows, r)
 	}
 	return rows, nil
 }

@@ -43,6 +43,7 @@ type Store struct {
 	db      *mongo.Database
 	hooks   *mongo.Collection
 	rollups *mongo.Collection
+	meta    *mongo.Collection
 	// retention is the retention Setup was given, in nanoseconds: Apply
 	// stamps rollup documents with the time their TTL index removes them.
 	retention atomic.Int64
@@ -73,6 +74,7 @@ func open(opts *options.ClientOptions, database string) (*Store, error) {
 		db:      db,
 		hooks:   db.Collection(HooksCollection),
 		rollups: db.Collection(RollupsCollection),
+		meta:    db.Collection(MetaCollection),
 		now:     time.Now,
 	}, nil
 }
@@ -116,8 +118,18 @@ type index struct {
 // the TTL of the retention: hooks expire retention after created, rollups
 // at their expireAt. A TTL index with another expiry is changed, so that a
 // changed RETENTION takes effect; with a retention of 0 the hooks' TTL
-// index is dropped and nothing expires.
+// index is dropped and nothing expires. Last it counts the older
+// monitor's documents not counted yet in the legacy rollups
+// (buildLegacyRollups): a read of the _id index when there are none.
 func (s *Store) Setup(ctx context.Context, retention time.Duration) error {
+	if err := s.setupIndexes(ctx, retention); err != nil {
+		return err
+	}
+	return s.buildLegacyRollups(ctx)
+}
+
+// setupIndexes creates the indexes and sets the TTL of the retention.
+func (s *Store) setupIndexes(ctx context.Context, retention time.Duration) error {
 	s.retention.Store(int64(max(retention, 0)))
 	zero := int32(0)
 	indexes := []index{
@@ -272,8 +284,11 @@ func sameKeys(a, b bson.Raw) bool {
 
 // decodeHook reads one hook document. Every read of a hook goes through
 // here, so that documents of other shapes (the older monitor's, with an
-// ObjectId _id) can be read in this one place.
+// ObjectId _id) are read in this one place (decodeObjectIDHook).
 func decodeHook(raw bson.Raw) (monitor.Hook, error) {
+	if oid, ok := raw.Lookup("_id").ObjectIDOK(); ok {
+		return decodeObjectIDHook(raw, oid)
+	}
 	var h monitor.Hook
 	if err := bson.Unmarshal(raw, &h); err != nil {
 		return h, fmt.Errorf("decode hook %s: %w", raw.Lookup("_id"), err)
