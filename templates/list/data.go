@@ -33,6 +33,9 @@ type Data struct {
 	// Query holds the filter parameters (and limit) of this view, without
 	// the position: links and the live table keep them.
 	Query url.Values
+	// Dates are the date filters as the form's date inputs show them
+	// (2024-05-24), whatever form the query gave them in.
+	Dates map[string]string
 	// At is this page's position (older, newer or page), which the live
 	// table polls with.
 	At url.Values
