@@ -30,7 +30,7 @@ var textLayouts = []string{
 }
 
 // parseDate reads a query's date or time in any of the forms the old
-// monitor's clients sent (see dateForms and docs/migration-api.md):
+// monitor's clients sent (see dateForms and docs/migration.md):
 //
 //   - an ISO date, 2024-05-24: the start of that day in UTC, or its last
 //     millisecond when endOfDay is set (an end bound includes the day);
