@@ -467,6 +467,12 @@ func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
 //	go test -run '^$' -bench DeliverAttempt -benchmem ./engine/
 func BenchmarkDeliverAttempt(b *testing.B) {
 	rc := benchReceiver(b)
+	benchAttempts(b, benchDeliverer(b), rc.URL)
+}
+
+// benchDeliverer is a deliverer of the default configuration that may
+// reach loopback receivers.
+func benchDeliverer(b *testing.B) *deliverer {
 	cfg := Default()
 	cfg.AllowPrivateNetworks = true
 	cfg, err := cfg.Resolve()
@@ -475,7 +481,13 @@ func BenchmarkDeliverAttempt(b *testing.B) {
 	}
 	d := newDeliverer(cfg)
 	b.Cleanup(d.close)
-	doc := fmt.Sprintf(`{"url":%q,"webhookId":"bench","secretHash":%q,"data":{"order_id":"abc123","amount":"100.00"}}`, rc.URL, testSecret)
+	return d
+}
+
+// benchAttempts times d's attempts of one job to url, from as many
+// goroutines as GOMAXPROCS, and reports their CPU time.
+func benchAttempts(b *testing.B, d *deliverer, url string) {
+	doc := fmt.Sprintf(`{"url":%q,"webhookId":"bench","secretHash":%q,"data":{"order_id":"abc123","amount":"100.00"}}`, url, testSecret)
 	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
 	if tk.bad != nil {
 		b.Fatal(tk.bad)

@@ -21,10 +21,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http/httpproxy"
-
-	"github.com/sendhooks/sendhooks"
 )
 
 // hostResolver answers every name it knows with one address, and fails
@@ -465,34 +462,9 @@ func TestUnsupportedProxySchemeIsNamed(t *testing.T) {
 func BenchmarkDeliverAttemptViaProxy(b *testing.B) {
 	rc := benchReceiver(b)
 	tp := startTestProxy(b)
-	cfg := Default()
-	cfg.AllowPrivateNetworks = true
-	cfg, err := cfg.Resolve()
-	if err != nil {
-		b.Fatal(err)
-	}
-	d := newDeliverer(cfg)
-	b.Cleanup(d.close)
+	d := benchDeliverer(b)
 	d.proxies = newProxies(&httpproxy.Config{HTTPProxy: tp.url})
-	url := "http://receiver.test:" + port(b, rc.URL) + "/hook"
-	doc := fmt.Sprintf(`{"url":%q,"webhookId":"bench","secretHash":%q,"data":{"order_id":"abc123","amount":"100.00"}}`, url, testSecret)
-	tk := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: doc}})
-	if tk.bad != nil {
-		b.Fatal(tk.bad)
-	}
-	cpu := startCPU(b, nil)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var sig signer
-		for pb.Next() {
-			if res := d.deliver(context.Background(), tk, &sig); res.err != nil {
-				b.Error(res.err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	cpu.report()
+	benchAttempts(b, d, "http://receiver.test:"+port(b, rc.URL)+"/hook")
 	if n := tp.requests.Load(); n < int64(b.N) {
 		b.Fatalf("the proxy carried %d requests, want %d", n, b.N)
 	}
