@@ -259,9 +259,11 @@ func TestKeptConnectionDroppedUnansweredIsRetriedOnANewOne(t *testing.T) {
 	}
 }
 
-// rawReceiver answers every request on a connection with answer, bytes as
-// given, so that tests can send what net/http's server would not.
-func rawReceiver(t *testing.T, answer string) string {
+// serveConns listens on loopback and runs serve for each connection on a
+// goroutine of its own. When the test ends it stops listening, closes
+// the connections still open (a deliverer may keep them) and waits for
+// every serve to return. It returns the listener's address.
+func serveConns(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -275,7 +277,7 @@ func rawReceiver(t *testing.T, answer string) string {
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
-		for _, c := range conns { // the deliverer may keep them open
+		for _, c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
@@ -292,21 +294,30 @@ func rawReceiver(t *testing.T, answer string) string {
 			mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, answer); err != nil {
-						return
-					}
-				}
+				serve(c)
 			})
 		}
 	})
-	return "http://" + ln.Addr().String() + "/hook"
+	return ln.Addr().String()
+}
+
+// rawReceiver answers every request on a connection with answer, bytes as
+// given, so that tests can send what net/http's server would not.
+func rawReceiver(t *testing.T, answer string) string {
+	t.Helper()
+	return "http://" + serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if _, err := io.WriteString(c, answer); err != nil {
+				return
+			}
+		}
+	}) + "/hook"
 }
 
 func TestAnswersReadAsSent(t *testing.T) {

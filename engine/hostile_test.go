@@ -21,52 +21,32 @@ import (
 // failed), and written counts the bytes it sent.
 func endlessHeaders(t *testing.T) (url string, closed <-chan struct{}, written *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg   sync.WaitGroup
-		once sync.Once
-		done = make(chan struct{})
-	)
+	var once sync.Once
+	done := make(chan struct{})
 	written = new(atomic.Int64)
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	addr := serveConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		line := []byte("X-Pad: " + strings.Repeat("a", 1000) + "\r\n")
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\n"); err != nil {
+			return
+		}
 		for {
-			c, err := ln.Accept()
+			// A deadline in case the engine neither reads nor closes: the
+			// test then fails on its own deadlines.
+			_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			n, err := c.Write(line) // allocates nothing, for the memory test
+			written.Add(int64(n))
 			if err != nil {
+				once.Do(func() { close(done) })
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				line := []byte("X-Pad: " + strings.Repeat("a", 1000) + "\r\n")
-				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\n"); err != nil {
-					return
-				}
-				for {
-					// A deadline in case the engine neither reads nor
-					// closes: the test then fails on its own deadlines.
-					_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-					n, err := c.Write(line) // allocates nothing, for the memory test
-					written.Add(int64(n))
-					if err != nil {
-						once.Do(func() { close(done) })
-						return
-					}
-				}
-			})
 		}
 	})
-	return "http://" + ln.Addr().String() + "/hook", done, written
+	return "http://" + addr + "/hook", done, written
 }
 
 // TestEndlessAnswerHeadersFailTheAttempt sends a job to a receiver that

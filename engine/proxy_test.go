@@ -396,31 +396,12 @@ func TestProxySettingsReadFromTheEnvironment(t *testing.T) {
 // connection and answers it with answer, bytes as given.
 func rawProxy(t *testing.T, answer string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, answer)
-			})
+	return "http://" + proxyUser + ":" + proxyPassword + "@" + serveConns(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
+		_, _ = io.WriteString(c, answer)
 	})
-	return "http://" + proxyUser + ":" + proxyPassword + "@" + ln.Addr().String()
 }
 
 // TestProxyRefusingCONNECTFailsTheAttempt: a proxy that refuses the
