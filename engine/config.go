@@ -85,7 +85,7 @@ func Default() Config {
 		Redis:     RedisConfig{Address: "127.0.0.1:6379"},
 		JobStream: sendhooks.DefaultJobStream, StatusStream: sendhooks.DefaultStatusStream,
 		ConsumerGroup: "sendhooks", ConsumerName: name,
-		NumWorkers: 64, BatchSize: 128,
+		NumWorkers: 256, BatchSize: 128,
 		RequestTimeout:    15 * time.Second,
 		RetrySchedule:     []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		VisibilityTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second,

@@ -57,7 +57,7 @@ func TestLoadConfigDefaultsWithoutFile(t *testing.T) {
 		{"redisStreamStatusName", got.StatusStream, "hooks-status"},
 		{"consumerGroup", got.ConsumerGroup, "sendhooks"},
 		{"consumerName", got.ConsumerName, host},
-		{"numWorkers", got.NumWorkers, 64},
+		{"numWorkers", got.NumWorkers, 256},
 		{"channelSize", got.BatchSize, 128},
 		{"maxPerHost", got.MaxPerHost, 0},
 		{"requestTimeout", got.RequestTimeout, 15 * time.Second},
@@ -541,7 +541,7 @@ func TestConfigRedactsPassword(t *testing.T) {
 			t.Errorf("%s does not mark the password as set: %s", name, out)
 		}
 	}
-	if !strings.Contains(logged.String(), "numWorkers=64") {
+	if !strings.Contains(logged.String(), "numWorkers=256") {
 		t.Errorf("log lacks the config keys: %s", logged.String())
 	}
 
