@@ -199,9 +199,12 @@ func (e *Engine) readLoop(ctx context.Context) {
 	claimCursor := "0-0"
 	var b backoff
 	backlog := false // the last read came back full: more jobs are waiting
+	parked := 0      // jobs parked at the last round
 	for {
+		// With a backlog, or parked jobs to read back, slots are gathered
+		// for a moment so that one round trip brings many jobs.
 		want := 1
-		if backlog {
+		if backlog || parked > 0 {
 			want = max(1, min(e.cfg.NumWorkers/4, e.cfg.BatchSize))
 		}
 		n := e.acquire(ctx, want, e.cfg.BatchSize)
@@ -220,7 +223,7 @@ func (e *Engine) readLoop(ctx context.Context) {
 			claimed, claimCursor, err = e.claim(ctx, n, claimCursor)
 			n -= claimed
 		}
-		_, parked, _ := e.sched.counts()
+		_, parked, _ = e.sched.counts()
 		switch room := maxParked - parked; {
 		case err != nil || n == 0:
 			e.release(n)

@@ -352,7 +352,9 @@ type fetch struct {
 
 // toFetch chooses up to n parked ids to read back, from groups whose
 // queues are running short and who have room in memory for them, and
-// counts them as being read back until fetched is called for them.
+// counts them as being read back until fetched is called for them. The
+// caller reads them back in one round trip, however many groups they are
+// of.
 func (s *scheduler) toFetch(n int) []fetch {
 	s.mu.Lock()
 	defer s.mu.Unlock()

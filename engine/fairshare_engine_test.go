@@ -316,3 +316,47 @@ func TestWaitingJobsStayWithTheirEngine(t *testing.T) {
 	b.waitAcked(t)
 	b.wantNothingPutBack(t, 2*each)
 }
+
+// Jobs parked for several host groups at once come back, in the rounds
+// that read back the jobs of all of them together, each delivered once,
+// and nothing goes back through Redis. Three
+// slow hosts (100 ms a request) and three fast ones share six workers and
+// twelve jobs in memory: a worker and two jobs in memory each, so that
+// the slow hosts' jobs wait parked while the fast ones' flow.
+func TestJobsParkedForManyHostsComeBackOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var slow, fast []*receiver
+	var urls []string
+	for i := range 6 {
+		respond := answer(http.StatusOK)
+		if i < 3 {
+			respond = func(_ int, _ *http.Request, w http.ResponseWriter) {
+				time.Sleep(100 * time.Millisecond)
+				w.WriteHeader(http.StatusOK)
+			}
+		}
+		rc := newReceiverAt(t, fmt.Sprintf("127.0.0.%d", 2+i), respond)
+		if i < 3 {
+			slow = append(slow, rc)
+		} else {
+			fast = append(fast, rc)
+		}
+		urls = append(urls, rc.URL)
+	}
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 6, 0
+	const each = 8
+	b.addMixed(t, each, urls...)
+	e, _ := b.startEngine(t, cfg)
+	waitFor(t, 10*time.Second, "every job read", func() bool {
+		groups, err := b.rdb.XInfoGroups(context.Background(), cfg.JobStream).Result()
+		return err == nil && len(groups) == 1 && groups[0].EntriesRead == 6*each
+	})
+	if _, p, _ := e.sched.counts(); p <= each-2 {
+		t.Fatalf("%d jobs parked, want those of more than one slow host: the test does not show what it means to", p)
+	}
+	wantAllOnce(t, b.finals(t, 6*each), append(slow, fast...)...)
+	b.waitAcked(t)
+	b.wantNothingPutBack(t, 6*each)
+}

@@ -142,44 +142,61 @@ func (e *Engine) touch(ctx context.Context, ids []string, entries bool) ([]any, 
 // fetchParked reads back up to n parked jobs, each holding one of the
 // caller's slots, for host groups that have room for them, and returns how
 // many it read back (their slots are kept; the rest of n is still the
-// caller's).
+// caller's). The jobs of every group chosen come back in one touchScript
+// call: with many host groups each has room for a job or two at a time,
+// and a round trip per group would cost more than the jobs' delivery.
 func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
-	got := 0
-	for _, f := range e.sched.toFetch(n) {
-		at := time.Now()
-		res, err := e.touch(ctx, f.ids, true)
-		if err != nil {
-			// They stay parked only in Redis: claimed again after the
-			// visibility timeout, by this engine or another.
-			for _, id := range f.ids {
-				e.inFlight.Delete(id)
-			}
-			e.sched.fetched(f, nil)
-			return got, err
-		}
-		jobs := make([]*heldJob, 0, len(res))
-		back := make(map[string]bool, len(res))
-		for _, v := range res {
-			msg, ok := parseEntry(v)
-			if !ok {
-				continue
-			}
-			back[msg.ID] = true
-			t := newTask(msg)
-			if t.bad != nil { // parked jobs were good; this cannot happen unless the entry changed
-				got++
-				e.refuse(t)
-				continue
-			}
-			jobs = append(jobs, &heldJob{task: t, group: f.group, touched: at})
-		}
+	fs := e.sched.toFetch(min(n, touchBatch))
+	if len(fs) == 0 {
+		return 0, nil
+	}
+	var ids []string
+	groupOf := make(map[string]string)
+	for _, f := range fs {
+		ids = append(ids, f.ids...)
 		for _, id := range f.ids {
-			if !back[id] {
-				e.inFlight.Delete(id)
-			}
+			groupOf[id] = f.group
 		}
-		e.sched.fetched(f, jobs)
-		got += len(jobs)
+	}
+	at := time.Now()
+	res, err := e.touch(ctx, ids, true)
+	if err != nil {
+		// They stay parked only in Redis: claimed again after the
+		// visibility timeout, by this engine or another.
+		for _, id := range ids {
+			e.inFlight.Delete(id)
+		}
+		for _, f := range fs {
+			e.sched.fetched(f, nil)
+		}
+		return 0, err
+	}
+	got := 0
+	back := make(map[string][]*heldJob, len(fs))
+	for _, v := range res {
+		msg, ok := parseEntry(v)
+		if !ok {
+			continue
+		}
+		group, ok := groupOf[msg.ID]
+		if !ok {
+			continue // not asked for: cannot happen
+		}
+		delete(groupOf, msg.ID)
+		t := newTask(msg)
+		if t.bad != nil { // parked jobs were good; this cannot happen unless the entry changed
+			got++
+			e.refuse(t)
+			continue
+		}
+		back[group] = append(back[group], &heldJob{task: t, group: group, touched: at})
+	}
+	for id := range groupOf { // did not come back: no longer this engine's
+		e.inFlight.Delete(id)
+	}
+	for _, f := range fs {
+		e.sched.fetched(f, back[f.group])
+		got += len(back[f.group])
 	}
 	return got, nil
 }
