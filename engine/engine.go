@@ -539,12 +539,5 @@ func (b *backoff) reset() { b.n = 0 }
 func (b *backoff) wait(ctx context.Context) bool {
 	d := min(100*time.Millisecond<<min(b.n, 6), 5*time.Second)
 	b.n++
-	t := time.NewTimer(jitter(d))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, jitter(d))
 }
