@@ -64,24 +64,40 @@ func newConnPool(guard *Dialer, maxIdle, maxPerKey int) *connPool {
 }
 
 // takeIdle returns a kept connection to the receiver key names, or nil.
+// The peek that checks a connection (a system call) is made outside the
+// pool's lock, which every worker takes for every delivery.
 func (p *connPool) takeIdle(key string) *conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.idle[key]
-	for len(list) > 0 {
-		c := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		p.nIdle--
+	for {
+		c := p.popIdle(key)
+		if c == nil {
+			return nil
+		}
 		if time.Since(c.idleSince) < p.idleTimeout && idleConnUsable(c.raw) {
-			p.idle[key] = list
 			c.reused = true
 			return c
 		}
 		_ = c.Close()
 	}
-	delete(p.idle, key)
-	return nil
+}
+
+// popIdle takes the most recently used idle connection to key off the
+// pool, or returns nil when there is none.
+func (p *connPool) popIdle(key string) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[key]
+	if len(list) == 0 {
+		return nil
+	}
+	c := list[len(list)-1]
+	list[len(list)-1] = nil
+	if list = list[:len(list)-1]; len(list) == 0 {
+		delete(p.idle, key)
+	} else {
+		p.idle[key] = list
+	}
+	p.nIdle--
+	return c
 }
 
 // connect dials t's receiver, through the TLS handshake for https, which

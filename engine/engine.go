@@ -395,7 +395,7 @@ func (e *Engine) worker(workCtx context.Context) {
 			return
 		}
 		if latest > 0 && time.Since(j.touched) > latest {
-			e.sched.done(j.group)
+			e.sched.done(j.group, 0)
 			e.metrics.expired.Inc()
 			e.log.Warn("a job waited too long for a worker; it stays pending and will be claimed again",
 				"entry", j.task.entryID, "waited", time.Since(j.touched).Round(time.Millisecond))

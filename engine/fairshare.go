@@ -22,16 +22,18 @@ import (
 // waiting or in flight may have as many requests in flight as the others,
 // and what a group does not use goes to the groups that want more. A
 // group alone may use every worker. What a group "wants" is its largest
-// number of jobs waiting or in flight over the last shareMemory, not just
-// the current one: a fast receiver's jobs come and go within milliseconds,
-// and between two reads it may for an instant have none. If that instant
+// number of jobs waiting or in flight over a recent window, not just the
+// current one: a fast receiver's jobs come and go within milliseconds,
+// and between two reads it may for an instant have few. If that instant
 // gave its share to a slow receiver, the slow receiver's requests would
 // hold the workers for seconds; remembering the fast receiver's demand
-// keeps the slow one within its share. The cost is that a receiver whose
-// jobs have stopped keeps its share reserved for up to shareMemory.
+// keeps the slow one within its share. The window is shareMemory, or the
+// time the slowest group's requests take when that is longer, since that
+// is how long a worker given away is gone. The cost is that a receiver
+// whose jobs have stopped keeps its share reserved for that long.
 
-// shareMemory is how long a host group's largest demand counts towards its
-// share after it has fallen.
+// shareMemory is how long at least a host group's largest demand counts
+// towards its share after it has fallen.
 const shareMemory = time.Second
 
 // maxParked bounds the jobs an engine keeps as ids only (parked) because
@@ -92,9 +94,12 @@ type hostGroup struct {
 	queue    []*heldJob   // jobs in memory, oldest first
 	parked   []*parkedRun // ids kept for later, oldest first
 	nParked  int
-	peak     int       // largest demand since peakAt
-	peakAt   time.Time // when peak was last reached or reset
-	ready    bool      // in scheduler.ready
+	// Demand remembered: the largest since peakAt, and the largest over
+	// the half window before it (a sliding maximum in two halves).
+	peak, peakBefore int
+	peakAt           time.Time
+	took             time.Duration // its requests' time, a moving average
+	ready            bool          // in scheduler.ready
 }
 
 // demand is the jobs the group has waiting or in flight.
@@ -255,12 +260,20 @@ func (s *scheduler) pick() *heldJob {
 	return nil
 }
 
-// done ends a job's time in flight, started by next.
-func (s *scheduler) done(group string) {
+// done ends a job's time in flight, started by next; took is how long its
+// request took, or 0 when it made none.
+func (s *scheduler) done(group string, took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if g := s.groups[group]; g != nil {
 		g.running--
+		switch {
+		case took <= 0:
+		case g.took == 0:
+			g.took = took
+		default:
+			g.took += (took - g.took) / 8
+		}
 	}
 	s.wake.Signal()
 }
@@ -290,20 +303,29 @@ func (s *scheduler) tick() {
 func (s *scheduler) rebalance() bool {
 	now := s.now()
 	s.balanced = now
+	window := s.memory
+	for _, g := range s.groups {
+		window = max(window, g.took)
+	}
 	list := s.scratch[:0]
 	for name, g := range s.groups {
 		d := g.demand()
-		if d >= g.peak || now.Sub(g.peakAt) >= s.memory {
-			g.peak, g.peakAt = d, now
+		switch age := now.Sub(g.peakAt); {
+		case age >= window:
+			g.peak, g.peakBefore, g.peakAt = d, 0, now
+		case age >= window/2:
+			g.peak, g.peakBefore, g.peakAt = d, g.peak, now
+		default:
+			g.peak = max(g.peak, d)
 		}
-		if g.peak == 0 && d == 0 {
+		if g.peak == 0 && g.peakBefore == 0 {
 			delete(s.groups, name)
 			continue
 		}
 		list = append(list, g)
 	}
 	want := func(g *hostGroup) int {
-		w := max(g.peak, g.demand())
+		w := max(g.peak, g.peakBefore)
 		if s.hardCap > 0 {
 			w = min(w, s.hardCap)
 		}

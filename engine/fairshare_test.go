@@ -92,7 +92,7 @@ func TestShareTwoGroupsSplitTheWorkers(t *testing.T) {
 	startAll(s)
 	wantRunning(t, s, map[string]int{"a": 4, "b": 4})
 	// A request of a ends: a's next job takes its place, not b's.
-	s.done("a")
+	s.done("a", 0)
 	if j := s.tryNext(); j == nil || j.group != "a" {
 		t.Fatalf("after a's request ended, started %+v, want a job of a", j)
 	}
@@ -111,8 +111,8 @@ func TestShareTwoGroupsSplitTheWorkers(t *testing.T) {
 	}
 	s.add(jobsFor("c", 0, 20, clock.now()))
 	for range 4 {
-		s.done("a")
-		s.done("b")
+		s.done("a", 0)
+		s.done("b", 0)
 	}
 	for range 8 { // the 8 workers
 		if s.tryNext() == nil {
@@ -154,7 +154,7 @@ func TestShareSlowGroupStaysWithinItsShareWhileFastFlows(t *testing.T) {
 	for round := range 200 {
 		for _, j := range startAll(s) {
 			if j.group == "fast" {
-				s.done("fast") // fast: over at once
+				s.done("fast", 0) // fast: over at once
 			}
 		}
 		if n := running(s)["slow"]; n > 4 {
@@ -171,7 +171,7 @@ func TestShareSlowGroupStaysWithinItsShareWhileFastFlows(t *testing.T) {
 		more = false
 		for _, j := range startAll(s) {
 			if j.group == "fast" {
-				s.done("fast")
+				s.done("fast", 0)
 				more = true
 			}
 		}
@@ -180,6 +180,48 @@ func TestShareSlowGroupStaysWithinItsShareWhileFastFlows(t *testing.T) {
 		t.Fatalf("the slow group has %d requests in flight, want its share of 4", n)
 	}
 	clock.advance(shareMemory)
+	s.tick()
+	startAll(s)
+	wantRunning(t, s, map[string]int{"slow": 8})
+}
+
+// A fast group whose demand dips for longer than shareMemory, but not for
+// as long as the slow group's requests take, keeps its share: a worker
+// given to the slow group would be gone for that long. Once the fast
+// group's jobs have stopped for the slow group's request time, the slow
+// group may use every worker.
+func TestShareRemembersDemandForTheSlowGroupsRequestTime(t *testing.T) {
+	s, clock := newTestScheduler(8, 0)
+	s.add(jobsFor("slow", 0, 100, clock.now()))
+	s.add(jobsFor("fast", 0, 8, clock.now()))
+	startAll(s)
+	wantRunning(t, s, map[string]int{"slow": 4, "fast": 4})
+	// The slow group's requests take 3s: its first four end, the next start.
+	for range 30 {
+		clock.advance(100 * time.Millisecond)
+		s.tick()
+	}
+	for range 4 {
+		s.done("slow", 3*time.Second)
+	}
+	for range 4 {
+		s.done("fast", time.Millisecond)
+	}
+	startAll(s) // the fast group's last four, and four more slow ones
+	wantRunning(t, s, map[string]int{"slow": 4, "fast": 4})
+	for range 4 {
+		s.done("fast", time.Millisecond)
+	}
+	// The fast group has had nothing for twice shareMemory: the slow one
+	// still keeps to its share, since the fast one's next jobs would
+	// otherwise wait for the slow one's requests.
+	for range 20 {
+		clock.advance(100 * time.Millisecond)
+		s.tick()
+		startAll(s)
+	}
+	wantRunning(t, s, map[string]int{"slow": 4})
+	clock.advance(time.Second) // 3s since the fast group's last job
 	s.tick()
 	startAll(s)
 	wantRunning(t, s, map[string]int{"slow": 8})
@@ -208,7 +250,7 @@ func TestShareParksAndFetchesInOrder(t *testing.T) {
 		t.Fatalf("fetched %v while the queue still holds a full limit", f)
 	}
 	for range 4 {
-		s.done("a")
+		s.done("a", 0)
 	}
 	startAll(s) // a-4..a-7: the queue is empty
 	f := s.toFetch(100)
@@ -224,7 +266,7 @@ func TestShareParksAndFetchesInOrder(t *testing.T) {
 	}
 	s.fetched(f[0], back)
 	for range 4 {
-		s.done("a")
+		s.done("a", 0)
 	}
 	if got := startAll(s); len(got) != 3 || got[0].task.entryID != "a-9" {
 		t.Fatalf("started %d jobs, want a-9, a-10, a-11", len(got))

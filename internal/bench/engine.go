@@ -77,6 +77,10 @@ type EngineResult struct {
 	// The fast receiver's deliveries/s alone, and with as many jobs again
 	// for the slow one; one per round.
 	IsolationAlone, IsolationWithSlow []float64
+	// CPU time of the engine and of redis-server per delivery to the fast
+	// receiver, alone and beside the slow one (medians of the rounds):
+	// what reading past the slow receiver's jobs costs.
+	IsolationCPUAlone, IsolationCPUWithSlow time.Duration
 }
 
 // Share is the engine's median rate as a share of the bare client's, with
@@ -631,6 +635,7 @@ func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
 		}
 		return jobDoc(fast.url, "fast")
 	}
+	var cpuAlone, cpuWithSlow []float64
 	for round := 1; round <= b.o.Rounds; round++ {
 		alone, err := b.fastRate(ctx, fast, n, n, func(int) string { return jobDoc(fast.url, "fast") })
 		if err != nil {
@@ -640,41 +645,64 @@ func (b *engineBench) isolation(ctx context.Context, res *EngineResult) error {
 		if err != nil {
 			return err
 		}
-		res.IsolationAlone = append(res.IsolationAlone, alone)
-		res.IsolationWithSlow = append(res.IsolationWithSlow, withSlow)
-		b.progress("isolation round %d/%d: fast receiver alone %.0f deliveries/s, beside the slow one %.0f",
-			round, b.o.Rounds, alone, withSlow)
+		res.IsolationAlone = append(res.IsolationAlone, alone.rate)
+		res.IsolationWithSlow = append(res.IsolationWithSlow, withSlow.rate)
+		cpuAlone = append(cpuAlone, float64(alone.cpu))
+		cpuWithSlow = append(cpuWithSlow, float64(withSlow.cpu))
+		b.progress("isolation round %d/%d: fast receiver alone %.0f deliveries/s (%v CPU each), beside the slow one %.0f (%v CPU each)",
+			round, b.o.Rounds, alone.rate, alone.cpu.Round(time.Microsecond), withSlow.rate, withSlow.cpu.Round(time.Microsecond))
 	}
+	res.IsolationCPUAlone = time.Duration(median(cpuAlone))
+	res.IsolationCPUWithSlow = time.Duration(median(cpuWithSlow))
 	return nil
 }
 
+// fastRun is what one isolation run measured.
+type fastRun struct {
+	rate float64       // the fast receiver's deliveries per second
+	cpu  time.Duration // the engine's and redis-server's CPU time per fast delivery
+}
+
 // fastRate preloads n jobs made by doc, fastJobs of them for the fast
-// receiver, starts the engine and returns the fast receiver's requests per
-// second until it has had all of its jobs.
-func (b *engineBench) fastRate(ctx context.Context, fast *receiver, n, fastJobs int, doc func(int) string) (float64, error) {
+// receiver, starts the engine and measures the fast receiver's requests
+// per second until it has had all of its jobs, and the CPU time the
+// engine and redis-server spent meanwhile per fast request.
+func (b *engineBench) fastRate(ctx context.Context, fast *receiver, n, fastJobs int, doc func(int) string) (fastRun, error) {
+	var r fastRun
 	s, err := b.setup(ctx)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer b.cleanup(ctx)
 	if err := b.preload(ctx, n, doc); err != nil {
-		return 0, err
+		return r, err
 	}
 	want := fast.requests.Load() + int64(fastJobs)
 	p, err := startEngine(ctx, s)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer p.kill()
 	// Jobs delivered while the engine was getting ready are left out.
 	before := fast.requests.Load()
 	start := time.Now()
+	first, err := b.sample(ctx, p)
+	if err != nil {
+		return r, err
+	}
 	err = pollUntil(ctx, func() (bool, error) { return fast.requests.Load() >= want, nil })
 	if err != nil {
-		return 0, fmt.Errorf("the fast receiver got %d of %d jobs: %w", fast.requests.Load()-(want-int64(fastJobs)), fastJobs, err)
+		return r, fmt.Errorf("the fast receiver got %d of %d jobs: %w", fast.requests.Load()-(want-int64(fastJobs)), fastJobs, err)
 	}
-	rate := float64(want-before) / time.Since(start).Seconds()
-	return rate, p.stop()
+	elapsed := time.Since(start)
+	last, err := b.sample(ctx, p)
+	if err != nil {
+		return r, err
+	}
+	delivered := float64(want - before)
+	r.rate = delivered / elapsed.Seconds()
+	r.cpu = time.Duration(float64(last.engineCPU-first.engineCPU+last.redisCPU-first.redisCPU) / delivered)
+	return r, p.stop()
 }
 
 // percentiles sorts d and reads its percentiles by nearest rank.

@@ -74,6 +74,7 @@ func (e *EngineResult) rows() []row {
 			mib(e.BacklogPeakRSS), "< "+mib(targetRSS), e.BacklogPeakRSS < targetRSS),
 		{measure: "fast receiver alone, deliveries/s", result: rates(e.IsolationAlone)},
 		{measure: "fast receiver beside a slow one, deliveries/s", result: rates(e.IsolationWithSlow)},
+		{measure: "engine + redis-server CPU per fast delivery: alone / beside the slow one", result: fmt.Sprintf("%s / %s", us(e.IsolationCPUAlone), us(e.IsolationCPUWithSlow))},
 		check("throughput the slow receiver costs the fast one", fmt.Sprintf("%.1f%%", 100*e.IsolationCost()),
 			fmt.Sprintf("< %.0f%%", 100*targetIsolation), e.IsolationCost() < targetIsolation),
 	}
@@ -225,3 +226,6 @@ func Machine() string {
 	return fmt.Sprintf("%s, %d CPUs, %s, %s, %s/%s, Redis %s",
 		model, runtime.NumCPU(), memory, runtime.Version(), runtime.GOOS, runtime.GOARCH, redisVersion)
 }
+
+// us prints a duration in whole microseconds.
+func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
