@@ -351,9 +351,16 @@ func (e *Engine) forwardLoop(ctx context.Context) {
 // stream is acknowledged; a job that can never be delivered gets its
 // failed outcome at once; the others go to the scheduler, which parks
 // those whose host group has no room in memory: their slots are given
-// back, and they stay pending, held here by id.
+// back, and they stay pending, held here by id. A job the scheduler will
+// park is parked without being parsed, when its group can be read from its
+// URL alone (quickGroup): it is parsed when it is read back.
 func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, at time.Time) {
-	jobs := make([]*heldJob, 0, len(msgs))
+	type entry struct {
+		msg    redis.XMessage
+		parsed *task // nil until parsed
+	}
+	entries := make([]entry, 0, len(msgs))
+	groups := make([]string, 0, len(msgs))
 	for _, msg := range msgs {
 		if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
 			e.release(1)
@@ -365,15 +372,48 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 			e.settle(msg.ID)
 			continue
 		}
-		t := newTask(msg)
-		if t.bad != nil {
-			e.refuse(t)
+		group, ok := quickGroup(msg)
+		var parsed *task
+		if !ok {
+			t := newTask(msg)
+			if t.bad != nil {
+				e.refuse(t)
+				continue
+			}
+			parsed, group = &t, hostGroupOf(t.to.hostname)
+		}
+		entries = append(entries, entry{msg, parsed})
+		groups = append(groups, group)
+	}
+	if len(entries) == 0 {
+		return
+	}
+	var jobs []*heldJob
+	var parked []parkedJob
+	for i, park := range e.sched.plan(groups) {
+		if park {
+			parked = append(parked, parkedJob{id: entries[i].msg.ID, group: groups[i], touched: at})
 			continue
 		}
-		jobs = append(jobs, &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at})
+		t := entries[i].parsed
+		if t == nil {
+			parsed := newTask(entries[i].msg)
+			t = &parsed
+		}
+		if t.bad != nil {
+			e.refuse(*t)
+			continue
+		}
+		jobs = append(jobs, &heldJob{task: *t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
+	// Those planned for memory first: a group's jobs parked now come after
+	// them in the stream.
 	if len(jobs) > 0 {
 		e.release(len(e.sched.add(jobs)))
+	}
+	if len(parked) > 0 {
+		e.sched.park(parked)
+		e.release(len(parked))
 	}
 }
 

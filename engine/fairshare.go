@@ -164,7 +164,7 @@ func (s *scheduler) add(jobs []*heldJob) (parked []string) {
 		s.group(j.group).incoming++
 	}
 	s.rebalance()
-	var run map[*hostGroup]*parkedRun
+	var runs map[*hostGroup]*parkedRun
 	for _, j := range jobs {
 		g := s.groups[j.group]
 		g.incoming--
@@ -172,22 +172,75 @@ func (s *scheduler) add(jobs []*heldJob) (parked []string) {
 			s.enqueue(g, j)
 			continue
 		}
-		if run == nil {
-			run = make(map[*hostGroup]*parkedRun)
-		}
-		r := run[g]
-		if r == nil {
-			r = &parkedRun{touched: j.touched}
-			run[g] = r
-			g.parked = append(g.parked, r)
-		}
-		r.ids = append(r.ids, j.task.entryID)
-		g.nParked++
-		s.parked++
+		runs = s.parkOne(runs, g, j.task.entryID, j.touched)
 		parked = append(parked, j.task.entryID)
 	}
 	s.signal(len(jobs) - len(parked))
 	return parked
+}
+
+// plan says which of the jobs of groups, about to be added in this order,
+// add would park for want of room: those the caller need not parse, but
+// may park by id at once (park). It rebalances with them counted, as add
+// does. Room only grows until add is called (requests end), so a job
+// planned for memory may still be parked by add, never the other way.
+func (s *scheduler) plan(groups []string) (park []bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range groups {
+		s.group(name).incoming++
+	}
+	s.rebalance()
+	room := make(map[*hostGroup]int)
+	park = make([]bool, len(groups))
+	for i, name := range groups {
+		g := s.groups[name]
+		g.incoming--
+		r, seen := room[g]
+		if !seen {
+			r = g.roomFor()
+			if g.nParked > 0 {
+				r = 0
+			}
+		}
+		park[i] = r <= 0
+		room[g] = r - 1
+	}
+	return park
+}
+
+// parkedJob is a job to park by id, unparsed, in its host group.
+type parkedJob struct {
+	id, group string
+	touched   time.Time // when its idle time in the consumer group was last reset
+}
+
+// park parks jobs by id behind those their groups have parked already.
+func (s *scheduler) park(jobs []parkedJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var runs map[*hostGroup]*parkedRun
+	for _, j := range jobs {
+		runs = s.parkOne(runs, s.group(j.group), j.id, j.touched)
+	}
+}
+
+// parkOne parks one id in g, in the run runs holds for g, started if
+// there is none; the caller holds s.mu.
+func (s *scheduler) parkOne(runs map[*hostGroup]*parkedRun, g *hostGroup, id string, touched time.Time) map[*hostGroup]*parkedRun {
+	if runs == nil {
+		runs = make(map[*hostGroup]*parkedRun)
+	}
+	r := runs[g]
+	if r == nil {
+		r = &parkedRun{touched: touched}
+		runs[g] = r
+		g.parked = append(g.parked, r)
+	}
+	r.ids = append(r.ids, id)
+	g.nParked++
+	s.parked++
+	return runs
 }
 
 // signal wakes up to n waiting workers, one per job queued; the caller

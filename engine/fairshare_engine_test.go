@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -359,4 +360,65 @@ func TestJobsParkedForManyHostsComeBackOnce(t *testing.T) {
 	wantAllOnce(t, b.finals(t, 6*each), append(slow, fast...)...)
 	b.waitAcked(t)
 	b.wantNothingPutBack(t, 6*each)
+}
+
+// A job parked without being parsed (its host group read from its URL
+// alone) that turns out bad when it is read back is refused then, with one
+// failed status naming why, and the jobs around it are delivered once.
+// Two workers for a slow host and a fast one: the slow host's later jobs,
+// the bad one among them, wait parked while the fast one's flow.
+func TestBadJobParkedUnparsedIsRefusedWhenReadBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	slow := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
+		time.Sleep(100 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	fast := newReceiverAt(t, "127.0.0.2", answer(http.StatusOK))
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 2, 0
+	const each = 8
+	b.addMixed(t, each, slow.URL, fast.URL)
+	bad := b.addJob(t, strings.Replace(job(slow.URL, "bad-secret"), "e99a18c428cb38d5f260853678922e03", "whsec_!!!", 1))
+	b.addMixed(t, 2, fast.URL)
+	e, _ := b.startEngine(t, cfg)
+	waitFor(t, 10*time.Second, "every job read", func() bool {
+		groups, err := b.rdb.XInfoGroups(context.Background(), cfg.JobStream).Result()
+		return err == nil && len(groups) == 1 && groups[0].EntriesRead == 2*each+3
+	})
+	if !isParked(e.sched, bad) {
+		t.Fatal("the bad job is not parked: the test does not show what it means to")
+	}
+	finals := b.finals(t, 2*each+3)
+	got := finals[bad]
+	if got.Status != sendhooks.StatusFailed || !strings.Contains(got.DeliveryError, "signing key") || got.NumberOfTries != 0 {
+		t.Fatalf("the bad job's final status: %+v; want failed before any attempt, naming its signing key", got)
+	}
+	delete(finals, bad)
+	for id, ev := range finals {
+		if ev.Status != sendhooks.StatusSuccess {
+			t.Errorf("job %s ended %s (%s), want success", id, ev.Status, ev.DeliveryError)
+		}
+	}
+	if n, m := len(slow.got()), len(fast.got()); n != each || m != each+2 {
+		t.Errorf("the receivers got %d and %d requests, want %d and %d", n, m, each, each+2)
+	}
+	if got := testutil.ToFloat64(e.metrics.badJobs); got != 1 {
+		t.Errorf("%v bad jobs counted, want 1", got)
+	}
+	b.waitAcked(t)
+}
+
+// isParked tells whether the job of entry id is parked in s.
+func isParked(s *scheduler, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		for _, r := range g.parked {
+			if slices.Contains(r.ids, id) {
+				return true
+			}
+		}
+	}
+	return false
 }

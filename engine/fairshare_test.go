@@ -3,8 +3,13 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
 )
 
 // fakeClock is a hand-moved clock for the scheduler's decisions.
@@ -317,5 +322,107 @@ func TestHostGroupOf(t *testing.T) {
 		if got := hostGroupOf(host); got != want {
 			t.Errorf("hostGroupOf(%q) = %q, want %q", host, got, want)
 		}
+	}
+}
+
+// quickGroup reads the group of a plain job from its URL alone, the same
+// group the full parse gives, and gives up on anything else.
+func TestQuickGroup(t *testing.T) {
+	for _, c := range []struct {
+		doc  string
+		want string // "" when quickGroup must give up
+	}{
+		{`{"url":"https://a.example.com/hook","webhookId":"w","data":{}}`, "example.com"},
+		{`{"webhookId":"w", "url" : "http://B.Example.COM:8080?x=1", "data":{}}`, "example.com"},
+		{`{"url":"http://127.0.0.1:9000/in","data":{"id":1}}`, "127.0.0.1"},
+		{`{"url":"HTTPS://localhost","data":1}`, "localhost"},
+		{`{"url":"http://[::1]:8080/","data":1}`, ""},                    // IPv6 literal: the parser's
+		{`{"url":"http://user:pw@example.com/","data":1}`, ""},           // user info
+		{`{"url":"http://ex%61mple.com/","data":1}`, ""},                 // percent-encoded host
+		{`{"url":"http://b\u00fccher.de/","data":1}`, ""},                // an escape in the value
+		{`{"url":"http://bücher.de/","data":1}`, ""},                     // not ASCII
+		{`{"url":"ftp://example.com/","data":1}`, ""},                    // not http(s)
+		{`{"url":"http:///path","data":1}`, ""},                          // no host
+		{`{"url":42,"data":1}`, ""},                                      // not a string
+		{`{"URL":"http://example.com/","data":1}`, ""},                   // another spelling: the parser's
+		{`{"data":{"url":"http://x.test/"},"url":"http://y.test/"}`, ""}, // two: the parser knows which counts
+		{`{"data":{"kind":"url"},"webhookId":"w"}`, ""},                  // a value, not a key
+		{`{"webhookId":"w"}`, ""},
+	} {
+		got, ok := quickGroup(redis.XMessage{Values: map[string]any{sendhooks.StreamField: c.doc}})
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("quickGroup(%s) = %q, %v; want %q", c.doc, got, ok, c.want)
+			continue
+		}
+		if ok { // the same group as the full parse
+			full := newTask(redis.XMessage{ID: "1-0", Values: map[string]any{sendhooks.StreamField: c.doc}})
+			if full.bad != nil || hostGroupOf(full.to.hostname) != got {
+				t.Errorf("%s: the full parse gives group %q (bad: %v), quickGroup %q", c.doc, hostGroupOf(full.to.hostname), full.bad, got)
+			}
+		}
+	}
+	if _, ok := quickGroup(redis.XMessage{Values: map[string]any{"other": "x"}}); ok {
+		t.Error("quickGroup found a group in an entry without the job field")
+	}
+}
+
+// plan parks exactly the jobs add would park, so that those need not be
+// parsed.
+func TestSharePlanParksWhatAddWould(t *testing.T) {
+	planned, clock := newTestScheduler(4, 0)
+	added, _ := newTestScheduler(4, 0)
+	added.now = planned.now
+	batches := [][]*heldJob{
+		append(jobsFor("a", 0, 6, clock.now()), jobsFor("b", 0, 3, clock.now())...),
+		append(jobsFor("b", 3, 9, clock.now()), jobsFor("a", 6, 2, clock.now())...),
+	}
+	var inFlight [2][]*heldJob
+	for i, batch := range batches {
+		var groups []string
+		for _, j := range batch {
+			groups = append(groups, j.group)
+		}
+		park := planned.plan(groups)
+		var wantParked []string
+		var queue []*heldJob
+		var toPark []parkedJob
+		for k, j := range batch {
+			if park[k] {
+				wantParked = append(wantParked, j.task.entryID)
+				toPark = append(toPark, parkedJob{id: j.task.entryID, group: j.group, touched: j.touched})
+			} else {
+				queue = append(queue, j)
+			}
+		}
+		if got := added.add(batch); !slices.Equal(got, wantParked) {
+			t.Fatalf("batch %d: add parked %v, plan %v", i, got, wantParked)
+		}
+		if got := planned.add(queue); len(got) != 0 {
+			t.Fatalf("batch %d: jobs planned for memory were parked: %v", i, got)
+		}
+		planned.park(toPark)
+		q1, p1, g1 := planned.counts()
+		q2, p2, g2 := added.counts()
+		if q1 != q2 || p1 != p2 || g1 != g2 {
+			t.Fatalf("batch %d: planned %d queued, %d parked, %d groups; added %d, %d, %d", i, q1, p1, g1, q2, p2, g2)
+		}
+		inFlight[0] = append(inFlight[0], startAll(planned)...)
+		inFlight[1] = append(inFlight[1], startAll(added)...)
+	}
+	for k, s := range []*scheduler{planned, added} { // their requests end: the queues run short
+		for _, j := range inFlight[k] {
+			s.done(j.group, 0)
+		}
+		for _, j := range startAll(s) {
+			s.done(j.group, 0)
+		}
+	}
+	byGroup := func(f []fetch) string {
+		slices.SortFunc(f, func(x, y fetch) int { return strings.Compare(x.group, y.group) })
+		return fmt.Sprint(f)
+	}
+	f1, f2 := byGroup(planned.toFetch(100)), byGroup(added.toFetch(100))
+	if f1 != f2 || f1 == "[]" {
+		t.Fatalf("parked ids read back: planned %v, added %v; want the same, and some", f1, f2)
 	}
 }

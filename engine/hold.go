@@ -184,7 +184,7 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 		}
 		delete(groupOf, msg.ID)
 		t := newTask(msg)
-		if t.bad != nil { // parked jobs were good; this cannot happen unless the entry changed
+		if t.bad != nil { // parked unparsed (see hold), and bad in a way its URL did not show
 			got++
 			e.refuse(t)
 			continue

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -141,4 +142,52 @@ func (t task) attemptsLeft(schedule []time.Duration) bool {
 // nextWait is the schedule's wait before the attempt after the current one.
 func (t task) nextWait(schedule []time.Duration) time.Duration {
 	return schedule[t.attempt-t.runStart]
+}
+
+// quickGroup reads the host group of a stream entry's job from its URL
+// alone, without parsing the rest of the job: a job read while its group
+// has no room in memory is parked by id and read again later, so a full
+// parse now would be thrown away, and behind a slow receiver's backlog
+// that is most of the jobs read. It gives up (false) on all but the plain
+// case, a single "url" key spelled so, its value a string without
+// escapes, an http or https URL whose host is plain ASCII (no user info,
+// IPv6 literal or percent sign), and the caller parses the job in full.
+// A job that is bad in another way is refused when its turn comes.
+func quickGroup(msg redis.XMessage) (string, bool) {
+	raw, ok := msg.Values[sendhooks.StreamField].(string)
+	if !ok {
+		return "", false
+	}
+	at := strings.Index(raw, `"url"`)
+	if at < 0 || strings.Contains(raw[at+len(`"url"`):], `"url"`) {
+		return "", false // none, or another one, maybe nested in the data: the parser knows which counts
+	}
+	rest, ok := strings.CutPrefix(strings.TrimLeft(raw[at+len(`"url"`):], " \t\r\n"), ":")
+	if !ok {
+		return "", false // a string value "url", not the key
+	}
+	rest, ok = strings.CutPrefix(strings.TrimLeft(rest, " \t\r\n"), `"`)
+	end := strings.IndexByte(rest, '"')
+	if !ok || end < 0 {
+		return "", false
+	}
+	u := rest[:end]
+	scheme, after, ok := strings.Cut(u, "://")
+	if !ok || !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+		return "", false
+	}
+	host := after
+	if i := strings.IndexAny(after, "/?#"); i >= 0 {
+		host = after[:i]
+	}
+	if host == "" || strings.ContainsAny(host, `\@[]%`) || !isASCII(host) {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		return "", false
+	}
+	return hostGroupOf(host), true
 }
