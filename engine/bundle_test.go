@@ -272,6 +272,14 @@ func answer(code int) func(int, *http.Request, http.ResponseWriter) {
 	return func(_ int, _ *http.Request, w http.ResponseWriter) { w.WriteHeader(code) }
 }
 
+// answerAfter answers 200 after taking d over each request: a slow receiver.
+func answerAfter(d time.Duration) func(int, *http.Request, http.ResponseWriter) {
+	return func(_ int, _ *http.Request, w http.ResponseWriter) {
+		time.Sleep(d)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
 // testLogger sends engine logs to the test log, shown on failure.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -178,10 +178,7 @@ func TestKill9WhileTrimmingLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	// A receiver slow enough that the flow outlasts a few trims.
-	rc := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
-		time.Sleep(20 * time.Millisecond)
-		w.WriteHeader(http.StatusOK)
-	})
+	rc := newReceiver(t, answerAfter(20*time.Millisecond))
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
 	cfg.RequestTimeout = 2 * time.Second

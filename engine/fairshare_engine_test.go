@@ -283,10 +283,7 @@ func TestSubdomainsShareOneShare(t *testing.T) {
 func TestWaitingJobsStayWithTheirEngine(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	slow := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
-		time.Sleep(400 * time.Millisecond)
-		w.WriteHeader(http.StatusOK)
-	})
+	slow := newReceiver(t, answerAfter(400*time.Millisecond))
 	fast := newReceiverAt(t, "127.0.0.2", answer(http.StatusOK))
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 2, 0
@@ -332,10 +329,7 @@ func TestJobsParkedForManyHostsComeBackOnce(t *testing.T) {
 	for i := range 6 {
 		respond := answer(http.StatusOK)
 		if i < 3 {
-			respond = func(_ int, _ *http.Request, w http.ResponseWriter) {
-				time.Sleep(100 * time.Millisecond)
-				w.WriteHeader(http.StatusOK)
-			}
+			respond = answerAfter(100 * time.Millisecond)
 		}
 		rc := newReceiverAt(t, fmt.Sprintf("127.0.0.%d", 2+i), respond)
 		if i < 3 {
@@ -370,10 +364,7 @@ func TestJobsParkedForManyHostsComeBackOnce(t *testing.T) {
 func TestBadJobParkedUnparsedIsRefusedWhenReadBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	slow := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
-		time.Sleep(100 * time.Millisecond)
-		w.WriteHeader(http.StatusOK)
-	})
+	slow := newReceiver(t, answerAfter(100*time.Millisecond))
 	fast := newReceiverAt(t, "127.0.0.2", answer(http.StatusOK))
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 2, 0
