@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,4 +192,77 @@ func (p *connPool) tunnel(nc net.Conn, hop *proxyHop, t target) error {
 		return fmt.Errorf("the proxy %s sent data after its answer to CONNECT %s", hop.name, t.addr)
 	}
 	return nil
+}
+
+// ProxyEnvironment checks HTTP_PROXY and HTTPS_PROXY (or their lower-case
+// spellings), so that a proxy that cannot be used stops the engine at
+// start, naming the variable: net/http's reading of them, which deliveries
+// share, ignores a value that does not parse and goes direct. It returns
+// the proxy settings for the start-up log, passwords hidden, or "" when no
+// proxy is set.
+func ProxyEnvironment() (string, error) {
+	cfg := httpproxy.FromEnvironment()
+	var set []string
+	for _, v := range []struct {
+		names [2]string // lower-case, upper-case
+		value string
+		proxy bool // a proxy URL, not NO_PROXY's list
+	}{
+		{[2]string{"http_proxy", "HTTP_PROXY"}, cfg.HTTPProxy, true},
+		{[2]string{"https_proxy", "HTTPS_PROXY"}, cfg.HTTPSProxy, true},
+		{[2]string{"no_proxy", "NO_PROXY"}, cfg.NoProxy, false},
+	} {
+		if v.value == "" {
+			continue
+		}
+		name := v.names[0] // the lower-case name wins, as in net/http
+		if os.Getenv(name) == "" {
+			name = v.names[1]
+		}
+		shown := hidePassword(v.value)
+		set = append(set, name+"="+shown)
+		if v.proxy && !usableProxy(v.value) {
+			return "", fmt.Errorf("%s=%s: not a usable proxy: want http://host:port or https://host:port", name, shown)
+		}
+	}
+	return strings.Join(set, " "), nil
+}
+
+// usableProxy tells whether a proxy variable's value is one deliveries
+// can go through. A value without a scheme is read with http:// before
+// it, as net/http does; net/http also does so for a value that has a
+// scheme but does not parse, which turns "http://[::1" into a proxy at
+// "http:80", and that is refused here.
+func usableProxy(value string) bool {
+	pu, err := url.Parse(value)
+	if !strings.Contains(value, "://") {
+		pu, err = url.Parse("http://" + value)
+	}
+	if err != nil {
+		return false
+	}
+	_, err = newProxyHop(pu)
+	return err == nil
+}
+
+// hidePassword replaces the password of a proxy URL's user info, if any,
+// with "xxxxx", without parsing it (it may not parse).
+func hidePassword(proxy string) string {
+	start := 0
+	if i := strings.Index(proxy, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	end := len(proxy) // of the authority, where user info is
+	if i := strings.IndexAny(proxy[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	at := strings.LastIndexByte(proxy[:end], '@')
+	if at < start {
+		return proxy // no user info
+	}
+	colon := strings.IndexByte(proxy[start:at], ':')
+	if colon < 0 {
+		return proxy // a user name alone
+	}
+	return proxy[:start+colon+1] + "xxxxx" + proxy[at:] // as url.URL.Redacted shows it
 }

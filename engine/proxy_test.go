@@ -450,3 +450,54 @@ func BenchmarkDeliverAttemptViaProxy(b *testing.B) {
 		b.Fatalf("the proxy carried %d requests, want %d", n, b.N)
 	}
 }
+
+// The proxy settings are checked at start: a proxy that cannot be used
+// is an error naming its variable, passwords never shown.
+func TestProxyEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		want    string // the description; "" with wantErr for an error
+		wantErr string // a part of the error
+	}{
+		{env: map[string]string{}, want: ""},
+		{env: map[string]string{"HTTPS_PROXY": "http://user:s3cret@proxy.corp:3128", "NO_PROXY": "localhost,.internal"},
+			want: "HTTPS_PROXY=http://user:xxxxx@proxy.corp:3128 NO_PROXY=localhost,.internal"},
+		{env: map[string]string{"http_proxy": "proxy.corp:3128"}, want: "http_proxy=proxy.corp:3128"},
+		{env: map[string]string{"http_proxy": "proxy.corp:3128", "HTTP_PROXY": "socks5://other:1080"}, want: "http_proxy=proxy.corp:3128"},
+		{env: map[string]string{"HTTP_PROXY": "socks5://user:s3cret@proxy.corp:1080"},
+			wantErr: "HTTP_PROXY=socks5://user:xxxxx@proxy.corp:1080: not a usable proxy"},
+		{env: map[string]string{"HTTPS_PROXY": "http://u:s3cret@[::1"}, wantErr: "HTTPS_PROXY=http://u:xxxxx@[::1: not a usable proxy"},
+		{env: map[string]string{"HTTPS_PROXY": "http://:3128"}, wantErr: "HTTPS_PROXY=http://:3128: not a usable proxy"},
+		{env: map[string]string{"https_proxy": "socks5://proxy.corp:1080", "NO_PROXY": "*"},
+			wantErr: "https_proxy=socks5://proxy.corp:1080: not a usable proxy"}, // even while NO_PROXY sends everything direct
+	} {
+		for _, name := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
+			t.Setenv(name, c.env[name])
+		}
+		got, err := ProxyEnvironment()
+		switch {
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%v: error %v, want one saying %q", c.env, err, c.wantErr)
+		case c.wantErr == "" && (err != nil || got != c.want):
+			t.Errorf("%v: %q, %v; want %q", c.env, got, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%v: the error shows the password: %v", c.env, err)
+		}
+	}
+}
+
+func TestHidePassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://proxy:3128":         "http://proxy:3128",
+		"http://user@proxy:3128":    "http://user@proxy:3128",
+		"http://user:pw@proxy:3128": "http://user:xxxxx@proxy:3128",
+		"user:p@ss@proxy:3128":      "user:xxxxx@proxy:3128",
+		"https://u:p@h:1/x?y=@z":    "https://u:xxxxx@h:1/x?y=@z",
+		"http://h:1/a@b":            "http://h:1/a@b",
+	} {
+		if got := hidePassword(in); got != want {
+			t.Errorf("hidePassword(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -64,6 +64,13 @@ func run() error {
 		log.Info("no config file found; running on defaults and SENDHOOKS_* environment variables")
 	}
 	logConfig(log, path, cfg)
+	proxy, err := engine.ProxyEnvironment()
+	if err != nil {
+		return err
+	}
+	if proxy != "" {
+		log.Info("deliveries go through the proxies the environment names", "proxy", proxy)
+	}
 
 	rdb, err := engine.NewRedisClient(cfg)
 	if err != nil {

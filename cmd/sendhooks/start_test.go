@@ -146,3 +146,21 @@ func TestLogConfigWarnsOfFewWorkers(t *testing.T) {
 		}
 	}
 }
+
+// A proxy variable that deliveries could not use stops the engine at
+// start with an error naming the variable, its password hidden, before
+// anything reaches Redis.
+func TestEngineRefusesAnUnusableProxyAtStart(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Dir = t.TempDir() // no config.json
+	cmd.Env = append(os.Environ(), runAsSendhooks+"=1", "SENDHOOKS_REDIS_ADDRESS=127.0.0.1:1",
+		"HTTPS_PROXY=socks5://user:s3cret@proxy.corp:1080", "https_proxy=", "HTTP_PROXY=", "http_proxy=")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit code %d (%v), want 1; output:\n%s", code, err, out)
+	}
+	want := "sendhooks: HTTPS_PROXY=socks5://user:xxxxx@proxy.corp:1080: not a usable proxy: want http://host:port or https://host:port"
+	if !strings.Contains(string(out), want) || strings.Contains(string(out), "s3cret") {
+		t.Fatalf("output:\n%s\nwant the line %q, and no password", out, want)
+	}
+}
