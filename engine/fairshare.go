@@ -94,12 +94,35 @@ type hostGroup struct {
 	queue    []*heldJob   // jobs in memory, oldest first
 	parked   []*parkedRun // ids kept for later, oldest first
 	nParked  int
-	// Demand remembered: the largest since peakAt, and the largest over
-	// the half window before it (a sliding maximum in two halves).
-	peak, peakBefore int
-	peakAt           time.Time
-	took             time.Duration // its requests' time, a moving average
-	ready            bool          // in scheduler.ready
+	// recent holds the demands seen over the window that still count:
+	// each smaller than the one before it, so the first is the largest (a
+	// sliding maximum). A demand counts until a window has passed since
+	// the last time the group's demand was at least as large.
+	recent []demandSample
+	peak   int           // recent's first: the largest demand over the window
+	took   time.Duration // its requests' time, a moving average
+	ready  bool          // in scheduler.ready
+}
+
+// demandSample is a group's demand at one rebalance.
+type demandSample struct {
+	at time.Time
+	n  int
+}
+
+// remember records the group's demand d at now and returns the largest
+// demand over the window before now.
+func (g *hostGroup) remember(now time.Time, d int, window time.Duration) int {
+	for len(g.recent) > 0 && g.recent[len(g.recent)-1].n <= d {
+		g.recent = g.recent[:len(g.recent)-1]
+	}
+	g.recent = append(g.recent, demandSample{at: now, n: d})
+	expired := 0
+	for expired < len(g.recent)-1 && now.Sub(g.recent[expired].at) >= window {
+		expired++
+	}
+	g.recent = g.recent[expired:]
+	return g.recent[0].n
 }
 
 // demand is the jobs the group has waiting or in flight.
@@ -147,7 +170,7 @@ func newScheduler(workers, hardCap int) *scheduler {
 func (s *scheduler) group(name string) *hostGroup {
 	g := s.groups[name]
 	if g == nil {
-		g = &hostGroup{name: name, limit: 1, peakAt: s.now()}
+		g = &hostGroup{name: name, limit: 1}
 		s.groups[name] = g
 	}
 	return g
@@ -182,8 +205,10 @@ func (s *scheduler) add(jobs []*heldJob) (parked []string) {
 // plan says which of the jobs of groups, about to be added in this order,
 // add would park for want of room: those the caller need not parse, but
 // may park by id at once (park). It rebalances with them counted, as add
-// does. Room only grows until add is called (requests end), so a job
-// planned for memory may still be parked by add, never the other way.
+// does. Room may change before add is called (requests end, a rebalance
+// lowers a limit): a job planned for memory may then be parked by add,
+// ahead of those planned for parking, and one planned for parking may
+// have fitted; either way a group's jobs keep their order.
 func (s *scheduler) plan(groups []string) (park []bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -362,23 +387,15 @@ func (s *scheduler) rebalance() bool {
 	}
 	list := s.scratch[:0]
 	for name, g := range s.groups {
-		d := g.demand()
-		switch age := now.Sub(g.peakAt); {
-		case age >= window:
-			g.peak, g.peakBefore, g.peakAt = d, 0, now
-		case age >= window/2:
-			g.peak, g.peakBefore, g.peakAt = d, g.peak, now
-		default:
-			g.peak = max(g.peak, d)
-		}
-		if g.peak == 0 && g.peakBefore == 0 {
+		g.peak = g.remember(now, g.demand(), window)
+		if g.peak == 0 {
 			delete(s.groups, name)
 			continue
 		}
 		list = append(list, g)
 	}
 	want := func(g *hostGroup) int {
-		w := max(g.peak, g.peakBefore)
+		w := g.peak
 		if s.hardCap > 0 {
 			w = min(w, s.hardCap)
 		}
@@ -465,15 +482,14 @@ func (s *scheduler) toFetch(n int) []fetch {
 	return out
 }
 
-// fetched queues the jobs read back for f; the ids of f that did not come
-// back are no longer this engine's to deliver.
+// fetched queues the jobs read back for f, each in its own group; the ids
+// of f that did not come back are no longer this engine's to deliver.
 func (s *scheduler) fetched(f fetch, jobs []*heldJob) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.group(f.group)
-	g.fetching -= len(f.ids)
+	s.group(f.group).fetching -= len(f.ids)
 	for _, j := range jobs {
-		s.enqueue(g, j)
+		s.enqueue(s.group(j.group), j)
 	}
 	s.signal(len(jobs))
 }

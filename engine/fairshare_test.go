@@ -232,6 +232,23 @@ func TestShareRemembersDemandForTheSlowGroupsRequestTime(t *testing.T) {
 	wantRunning(t, s, map[string]int{"slow": 8})
 }
 
+// Each demand counts for a whole window after the group last had it, then
+// gives way to the largest one since.
+func TestShareRemembersEachDemandForAWholeWindow(t *testing.T) {
+	var g hostGroup
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	for _, step := range []struct{ ms, demand, want int }{
+		{0, 1, 1}, {490, 5, 5}, {500, 0, 5}, {1000, 2, 5}, {1489, 0, 5},
+		{1490, 0, 2}, // 5 was last seen a second ago
+		{1999, 1, 2}, {2000, 0, 1}, {2998, 0, 1},
+		{2999, 0, 0},
+	} {
+		if got := g.remember(at(step.ms), step.demand, time.Second); got != step.want {
+			t.Fatalf("at %d ms, demand %d: remembered %d, want %d", step.ms, step.demand, got, step.want)
+		}
+	}
+}
+
 func TestShareHardCap(t *testing.T) {
 	s, clock := newTestScheduler(8, 3)
 	s.add(append(jobsFor("a", 0, 10, clock.now()), jobsFor("b", 0, 1, clock.now())...))
@@ -344,10 +361,17 @@ func TestQuickGroup(t *testing.T) {
 		{`{"url":"ftp://example.com/","data":1}`, ""},                    // not http(s)
 		{`{"url":"http:///path","data":1}`, ""},                          // no host
 		{`{"url":42,"data":1}`, ""},                                      // not a string
-		{`{"URL":"http://example.com/","data":1}`, ""},                   // another spelling: the parser's
+		{`{"URL":"http://example.com/","data":1}`, "example.com"},        // the parser matches names in any case
 		{`{"data":{"url":"http://x.test/"},"url":"http://y.test/"}`, ""}, // two: the parser knows which counts
 		{`{"data":{"kind":"url"},"webhookId":"w"}`, ""},                  // a value, not a key
 		{`{"webhookId":"w"}`, ""},
+		// Another spelling beside it, or nested, may be the one the parser keeps.
+		{`{"url":"http://fast.example/","URL":"http://slow.example/"}`, ""},
+		{`{"Url":"http://slow.example/","data":{"url":"http://fast.example/"}}`, ""},
+		{`{"url":"http://fast.example/","\u0075rl":"http://slow.example/"}`, ""},
+		{`{"url":"http://fast.example/","\u0055RL":"http://slow.example/"}`, ""},
+		{`{"URL":"http://slow.example/","data":{"x\"url":"http://fast.example/"}}`, ""},
+		{`{"url":"http://a.example/","data":{"text":"caf\u00e9"}}`, "a.example"}, // an escape that spells no letter of url
 	} {
 		got, ok := quickGroup(redis.XMessage{Values: map[string]any{sendhooks.StreamField: c.doc}})
 		if got != c.want || ok != (c.want != "") {
@@ -424,5 +448,27 @@ func TestSharePlanParksWhatAddWould(t *testing.T) {
 	f1, f2 := byGroup(planned.toFetch(100)), byGroup(added.toFetch(100))
 	if f1 != f2 || f1 == "[]" {
 		t.Fatalf("parked ids read back: planned %v, added %v; want the same, and some", f1, f2)
+	}
+}
+
+// A job read back is queued in its own group, even were it parked in
+// another: its requests count against its own host's share.
+func TestShareFetchedJobGoesToItsOwnGroup(t *testing.T) {
+	s, clock := newTestScheduler(2, 0)
+	s.add(jobsFor("a", 0, 6, clock.now())) // 4 in memory (twice the limit of 2), 2 parked
+	for _, j := range startAll(s) {
+		s.done(j.group, 0)
+	}
+	startAll(s)
+	f := s.toFetch(1)
+	if len(f) != 1 || f[0].group != "a" {
+		t.Fatalf("to fetch %v, want one of a's", f)
+	}
+	s.fetched(f[0], []*heldJob{{task: task{entryID: f[0].ids[0]}, group: "b", touched: clock.now()}})
+	s.mu.Lock()
+	a, b := s.groups["a"], s.groups["b"]
+	s.mu.Unlock()
+	if b == nil || len(b.queue) != 1 || len(a.queue) != 0 || a.fetching != 0 {
+		t.Fatalf("after the read back: a has %d queued and %d being read, b %v; want the job queued in b", len(a.queue), a.fetching, b)
 	}
 }

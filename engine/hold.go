@@ -189,7 +189,9 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 			e.refuse(t)
 			continue
 		}
-		back[group] = append(back[group], &heldJob{task: t, group: group, touched: at})
+		// Its own group, which quickGroup read for parking and the parse
+		// confirms; were they ever to differ, the parse's counts.
+		back[group] = append(back[group], &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
 	for id := range groupOf { // did not come back: no longer this engine's
 		e.inFlight.Delete(id)

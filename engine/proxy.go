@@ -225,6 +225,9 @@ func ProxyEnvironment() (string, error) {
 			return "", fmt.Errorf("%s=%s: not a usable proxy: want http://host:port or https://host:port", name, shown)
 		}
 	}
+	if cfg.HTTPProxy == "" && cfg.HTTPSProxy == "" {
+		return "", nil // NO_PROXY alone changes nothing
+	}
 	return strings.Join(set, " "), nil
 }
 
@@ -245,24 +248,26 @@ func usableProxy(value string) bool {
 	return err == nil
 }
 
-// hidePassword replaces the password of a proxy URL's user info, if any,
-// with "xxxxx", without parsing it (it may not parse).
+// hidePassword shows a proxy variable's value with the password of its
+// user info, if any, as "xxxxx", as url.URL.Redacted does. A value that
+// does not parse (a password with an unescaped '/', '?' or '#' is a common
+// cause) is masked from the first ':' after the scheme to its last '@':
+// a path may go with it, a password may not show.
 func hidePassword(proxy string) string {
-	start := 0
-	if i := strings.Index(proxy, "://"); i >= 0 {
-		start = i + len("://")
+	if u, err := url.Parse(proxy); err == nil && u.Host != "" && strings.Contains(proxy, "://") {
+		return u.Redacted()
 	}
-	end := len(proxy) // of the authority, where user info is
-	if i := strings.IndexAny(proxy[start:], "/?#"); i >= 0 {
-		end = start + i
-	}
-	at := strings.LastIndexByte(proxy[:end], '@')
-	if at < start {
+	at := strings.LastIndexByte(proxy, '@')
+	if at < 0 {
 		return proxy // no user info
+	}
+	start := 0
+	if i := strings.Index(proxy[:at], "://"); i >= 0 {
+		start = i + len("://")
 	}
 	colon := strings.IndexByte(proxy[start:at], ':')
 	if colon < 0 {
 		return proxy // a user name alone
 	}
-	return proxy[:start+colon+1] + "xxxxx" + proxy[at:] // as url.URL.Redacted shows it
+	return proxy[:start+colon+1] + "xxxxx" + proxy[at:]
 }

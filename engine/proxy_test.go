@@ -460,6 +460,7 @@ func TestProxyEnvironment(t *testing.T) {
 		wantErr string // a part of the error
 	}{
 		{env: map[string]string{}, want: ""},
+		{env: map[string]string{"NO_PROXY": "localhost"}, want: ""},
 		{env: map[string]string{"HTTPS_PROXY": "http://user:s3cret@proxy.corp:3128", "NO_PROXY": "localhost,.internal"},
 			want: "HTTPS_PROXY=http://user:xxxxx@proxy.corp:3128 NO_PROXY=localhost,.internal"},
 		{env: map[string]string{"http_proxy": "proxy.corp:3128"}, want: "http_proxy=proxy.corp:3128"},
@@ -489,12 +490,18 @@ func TestProxyEnvironment(t *testing.T) {
 
 func TestHidePassword(t *testing.T) {
 	for in, want := range map[string]string{
-		"http://proxy:3128":         "http://proxy:3128",
-		"http://user@proxy:3128":    "http://user@proxy:3128",
-		"http://user:pw@proxy:3128": "http://user:xxxxx@proxy:3128",
-		"user:p@ss@proxy:3128":      "user:xxxxx@proxy:3128",
-		"https://u:p@h:1/x?y=@z":    "https://u:xxxxx@h:1/x?y=@z",
-		"http://h:1/a@b":            "http://h:1/a@b",
+		"http://proxy:3128":            "http://proxy:3128",
+		"http://user@proxy:3128":       "http://user@proxy:3128",
+		"http://user:pw@proxy:3128":    "http://user:xxxxx@proxy:3128",
+		"user:p@ss@proxy:3128":         "user:xxxxx@proxy:3128",
+		"https://u:p@h:1/x?y=@z":       "https://u:xxxxx@h:1/x?y=@z",
+		"http://h:1/a@b":               "http://h:1/a@b",
+		"http://user:pa/ss@proxy:3128": "http://user:xxxxx@proxy:3128", // does not parse
+		"http://user:p#ss@proxy:3128":  "http://user:xxxxx@proxy:3128",
+		"http://user:p?ss@proxy:3128":  "http://user:xxxxx@proxy:3128",
+		"user:pa/ss@proxy:3128":        "user:xxxxx@proxy:3128",
+		"//user:pass@host":             "//user:xxxxx@host",
+		"user:pass@proxy:3128/x://y":   "user:xxxxx@proxy:3128/x://y",
 	} {
 		if got := hidePassword(in); got != want {
 			t.Errorf("hidePassword(%q) = %q, want %q", in, got, want)

@@ -149,18 +149,29 @@ func (t task) nextWait(schedule []time.Duration) time.Duration {
 // has no room in memory is parked by id and read again later, so a full
 // parse now would be thrown away, and behind a slow receiver's backlog
 // that is most of the jobs read. It gives up (false) on all but the plain
-// case, a single "url" key spelled so, its value a string without
-// escapes, an http or https URL whose host is plain ASCII (no user info,
-// IPv6 literal or percent sign), and the caller parses the job in full.
-// A job that is bad in another way is refused when its turn comes.
+// case, and the caller parses the job in full: one member named "url" in
+// any case anywhere in the document (the parser matches names regardless
+// of case, and a second one may be the one it keeps, or a nested one),
+// no \u escape that could spell one, its value a string without escapes,
+// an http or https URL whose host is plain ASCII (no user info, IPv6
+// literal or percent sign). A job that is bad in another way is refused
+// when its turn comes.
 func quickGroup(msg redis.XMessage) (string, bool) {
 	raw, ok := msg.Values[sendhooks.StreamField].(string)
-	if !ok {
+	if !ok || mayEscapeURLKey(raw) {
 		return "", false
 	}
-	at := strings.Index(raw, `"url"`)
-	if at < 0 || strings.Contains(raw[at+len(`"url"`):], `"url"`) {
-		return "", false // none, or another one, maybe nested in the data: the parser knows which counts
+	at := -1
+	for i := 0; i+4 < len(raw); i++ {
+		if raw[i] == '"' && raw[i+4] == '"' && strings.EqualFold(raw[i+1:i+4], "url") {
+			if at >= 0 || i > 0 && raw[i-1] == '\\' {
+				return "", false // a second one, or an escaped quote
+			}
+			at = i
+		}
+	}
+	if at < 0 {
+		return "", false
 	}
 	rest, ok := strings.CutPrefix(strings.TrimLeft(raw[at+len(`"url"`):], " \t\r\n"), ":")
 	if !ok {
@@ -190,4 +201,21 @@ func quickGroup(msg redis.XMessage) (string, bool) {
 		return "", false
 	}
 	return hostGroupOf(host), true
+}
+
+// mayEscapeURLKey tells whether raw holds a \u escape of one of the
+// letters of "url" in either case, with which a member name could spell
+// it unseen.
+func mayEscapeURLKey(raw string) bool {
+	for rest := raw; ; {
+		i := strings.Index(rest, `\u00`)
+		if i < 0 || i+6 > len(rest) {
+			return false
+		}
+		switch strings.ToLower(rest[i+4 : i+6]) {
+		case "75", "72", "6c", "55", "52", "4c": // u r l U R L
+			return true
+		}
+		rest = rest[i+4:]
+	}
 }
