@@ -355,9 +355,18 @@ func (e *Engine) forwardLoop(ctx context.Context) {
 // park is parked without being parsed, when its group can be read from its
 // URL alone (quickGroup): it is parsed when it is read back.
 func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, at time.Time) {
+	// parse reads a job in full; a bad one gets its failed outcome (nil).
+	parse := func(msg redis.XMessage) *heldJob {
+		t := newTask(msg)
+		if t.bad != nil {
+			e.refuse(t)
+			return nil
+		}
+		return &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at}
+	}
 	type entry struct {
-		msg    redis.XMessage
-		parsed *task // nil until parsed
+		msg redis.XMessage
+		job *heldJob // nil until parsed
 	}
 	entries := make([]entry, 0, len(msgs))
 	groups := make([]string, 0, len(msgs))
@@ -373,16 +382,14 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 			continue
 		}
 		group, ok := quickGroup(msg)
-		var parsed *task
+		var j *heldJob
 		if !ok {
-			t := newTask(msg)
-			if t.bad != nil {
-				e.refuse(t)
+			if j = parse(msg); j == nil {
 				continue
 			}
-			parsed, group = &t, hostGroupOf(t.to.hostname)
+			group = j.group
 		}
-		entries = append(entries, entry{msg, parsed})
+		entries = append(entries, entry{msg, j})
 		groups = append(groups, group)
 	}
 	if len(entries) == 0 {
@@ -391,20 +398,17 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 	var jobs []*heldJob
 	var parked []parkedJob
 	for i, park := range e.sched.plan(groups) {
-		if park {
+		j := entries[i].job
+		switch {
+		case park:
 			parked = append(parked, parkedJob{id: entries[i].msg.ID, group: groups[i], touched: at})
-			continue
+		case j != nil:
+			jobs = append(jobs, j)
+		default:
+			if j = parse(entries[i].msg); j != nil {
+				jobs = append(jobs, j)
+			}
 		}
-		t := entries[i].parsed
-		if t == nil {
-			parsed := newTask(entries[i].msg)
-			t = &parsed
-		}
-		if t.bad != nil {
-			e.refuse(*t)
-			continue
-		}
-		jobs = append(jobs, &heldJob{task: *t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
 	// Those planned for memory first: a group's jobs parked now come after
 	// them in the stream.

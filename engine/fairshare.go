@@ -99,7 +99,6 @@ type hostGroup struct {
 	// sliding maximum). A demand counts until a window has passed since
 	// the last time the group's demand was at least as large.
 	recent []demandSample
-	peak   int           // recent's first: the largest demand over the window
 	took   time.Duration // its requests' time, a moving average
 	ready  bool          // in scheduler.ready
 }
@@ -387,15 +386,14 @@ func (s *scheduler) rebalance() bool {
 	}
 	list := s.scratch[:0]
 	for name, g := range s.groups {
-		g.peak = g.remember(now, g.demand(), window)
-		if g.peak == 0 {
+		if g.remember(now, g.demand(), window) == 0 {
 			delete(s.groups, name)
 			continue
 		}
 		list = append(list, g)
 	}
 	want := func(g *hostGroup) int {
-		w := g.peak
+		w := g.recent[0].n // the largest demand over the window, just remembered
 		if s.hardCap > 0 {
 			w = min(w, s.hardCap)
 		}

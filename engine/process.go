@@ -19,10 +19,9 @@ import (
 func (e *Engine) process(ctx context.Context, j *heldJob, sig *signer) bool {
 	t := j.task
 	e.metrics.inFlight.Inc()
-	start := time.Now()
 	res := e.http.deliver(ctx, t, sig)
 	e.metrics.inFlight.Dec()
-	e.sched.done(j.group, time.Since(start))
+	e.sched.done(j.group, res.duration)
 	if res.aborted {
 		return false // cut short by the shutdown deadline: the entry stays pending
 	}

@@ -202,6 +202,9 @@ func (p *connPool) tunnel(nc net.Conn, hop *proxyHop, t target) error {
 // proxy is set.
 func ProxyEnvironment() (string, error) {
 	cfg := httpproxy.FromEnvironment()
+	if cfg.HTTPProxy == "" && cfg.HTTPSProxy == "" {
+		return "", nil // NO_PROXY alone changes nothing
+	}
 	var set []string
 	for _, v := range []struct {
 		names [2]string // lower-case, upper-case
@@ -224,9 +227,6 @@ func ProxyEnvironment() (string, error) {
 		if v.proxy && !usableProxy(v.value) {
 			return "", fmt.Errorf("%s=%s: not a usable proxy: want http://host:port or https://host:port", name, shown)
 		}
-	}
-	if cfg.HTTPProxy == "" && cfg.HTTPSProxy == "" {
-		return "", nil // NO_PROXY alone changes nothing
 	}
 	return strings.Join(set, " "), nil
 }
