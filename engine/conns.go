@@ -63,16 +63,28 @@ func newConnPool(guard *Dialer, maxIdle, maxPerKey int) *connPool {
 	}
 }
 
+// checkAfter is how long a connection may sit idle and still be taken
+// without the peek that checks it (idleConnUsable). The peek is a system
+// call on every delivery of a busy receiver, whose connections are back
+// in use within milliseconds; a receiver closes an idle connection, or
+// sends an answer unasked before closing it, when its idle timeout ends,
+// seconds later. Should one do so sooner, a closed connection is replaced
+// once (errStaleConn) and an unasked answer fails that attempt, which is
+// retried: nothing is lost.
+const checkAfter = 100 * time.Millisecond
+
 // takeIdle returns a kept connection to the receiver key names, or nil.
-// The peek that checks a connection (a system call) is made outside the
-// pool's lock, which every worker takes for every delivery.
+// The peek that checks a connection idle for longer than checkAfter is
+// made outside the pool's lock, which every worker takes for every
+// delivery.
 func (p *connPool) takeIdle(key string) *conn {
 	for {
 		c := p.popIdle(key)
 		if c == nil {
 			return nil
 		}
-		if time.Since(c.idleSince) < p.idleTimeout && idleConnUsable(c.raw) {
+		idle := time.Since(c.idleSince)
+		if idle < checkAfter || idle < p.idleTimeout && idleConnUsable(c.raw) {
 			c.reused = true
 			return c
 		}

@@ -411,7 +411,8 @@ func TestAnswerBeforeTheWholeBodyIsRead(t *testing.T) {
 
 // A receiver that sends something on a kept connection while it is idle
 // (a 408 before closing it) has that connection replaced: the next
-// attempt gets its own answer.
+// attempt, made once the connection has been idle for checkAfter, gets
+// its own answer.
 func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -463,6 +464,9 @@ func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
 	}
 	close(sendUnasked)
 	waitFor(t, 10*time.Second, "the unasked answer to arrive", func() bool { return !idleConnUsable(c.raw) })
+	// A connection back in the pool for less than checkAfter is taken
+	// unchecked (see takeIdle).
+	waitFor(t, 10*time.Second, "the connection to be idle for checkAfter", func() bool { return time.Since(c.idleSince) >= checkAfter })
 	if res := deliverTo(t, d, url); res.statusCode != 200 || res.response != "ok" {
 		t.Fatalf("attempt after an unasked 408: status %d, response %q, err %v; want 200 ok", res.statusCode, res.response, res.err)
 	}

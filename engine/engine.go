@@ -73,7 +73,7 @@ type Engine struct {
 	upkeep   upkeep
 
 	slots       chan struct{} // one token per job held in memory; from read to acknowledgement
-	inFlight    sync.Map      // entry id -> struct{}: jobs this engine holds, parked ones included
+	inFlight    heldSet       // jobs this engine holds, parked ones included
 	workers     sync.WaitGroup
 	rerecording sync.WaitGroup // outcomes written again after their batch failed
 	redisOK     atomic.Bool
@@ -371,7 +371,7 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 	entries := make([]entry, 0, len(msgs))
 	groups := make([]string, 0, len(msgs))
 	for _, msg := range msgs {
-		if _, busy := e.inFlight.LoadOrStore(msg.ID, struct{}{}); busy {
+		if !e.inFlight.add(msg.ID) {
 			e.release(1)
 			continue
 		}
@@ -464,7 +464,7 @@ func (e *Engine) latestStart() time.Duration {
 // settle ends this engine's hold on an entry held in memory: its outcome
 // is written, or it is left pending for a later read or claim.
 func (e *Engine) settle(id string) {
-	e.inFlight.Delete(id)
+	e.inFlight.remove(id)
 	e.release(1)
 }
 

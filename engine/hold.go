@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -111,7 +112,7 @@ func (e *Engine) touchWaiting(ctx context.Context) error {
 		}
 		for _, id := range l.ids {
 			if !ours[id] {
-				e.inFlight.Delete(id)
+				e.inFlight.remove(id)
 			}
 		}
 		for range e.sched.touched(l, ours, at) {
@@ -164,7 +165,7 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 		// They stay parked only in Redis: claimed again after the
 		// visibility timeout, by this engine or another.
 		for _, id := range ids {
-			e.inFlight.Delete(id)
+			e.inFlight.remove(id)
 		}
 		for _, f := range fs {
 			e.sched.fetched(f, nil)
@@ -194,7 +195,7 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 		back[group] = append(back[group], &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
 	for id := range groupOf { // did not come back: no longer this engine's
-		e.inFlight.Delete(id)
+		e.inFlight.remove(id)
 	}
 	for _, f := range fs {
 		e.sched.fetched(f, back[f.group])
@@ -222,4 +223,33 @@ func parseEntry(v any) (redis.XMessage, bool) {
 		}
 	}
 	return redis.XMessage{ID: id, Values: values}, true
+}
+
+// heldSet is the entry ids of the jobs an engine holds. A mutex and a
+// map: every job read passes through add and every outcome through
+// remove, and sync.Map's boxing of each id costs more than the lock.
+type heldSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+// add records id and reports whether it was new.
+func (h *heldSet) add(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ids[id]; ok {
+		return false
+	}
+	if h.ids == nil {
+		h.ids = make(map[string]struct{})
+	}
+	h.ids[id] = struct{}{}
+	return true
+}
+
+// remove forgets id.
+func (h *heldSet) remove(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.ids, id)
 }
