@@ -13,6 +13,7 @@
 //	go run ./cmd/sendhooks-bench -quick     # small sizes, to check that it runs
 //	go run ./cmd/sendhooks-bench -only engine   # about 7 minutes
 //	go run ./cmd/sendhooks-bench -only monitor  # SQLite, 1,000,000 webhooks; about 5 minutes
+//	go run ./cmd/sendhooks-bench -only engine -engine-steps one-host,isolation
 //
 // Progress goes to stderr, the table to stdout. It exits 0 even when a
 // target is missed: the table says so.
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,7 +60,9 @@ func run() error {
 	flag.IntVar(&eo.Jobs, "jobs", eo.Jobs, "deliveries per throughput run")
 	flag.IntVar(&eo.Rounds, "rounds", eo.Rounds, "rounds of each comparison of the engine with the bare client, of the latency run and of the isolation runs")
 	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
+	flag.IntVar(&eo.IsolationJobs, "isolation-jobs", eo.IsolationJobs, "jobs for the fast receiver in each isolation run (as many again for the slow one)")
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
+	steps := flag.String("engine-steps", "", "make only these engine measurements, comma-separated, of "+strings.Join(bench.EngineSteps, ", ")+" (default all)")
 	flag.IntVar(&mo.Webhooks, "webhooks", 0, "webhooks sent through the monitor's ingestion, then its API is timed over them (default 1000000; 10000 with -store ferretdb)")
 	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each monitor request is timed, after one warm-up")
 	flag.StringVar(&mo.Store, "store", bench.StoreSQLite, `the monitor's store: "sqlite" (a file in a temporary directory) or "ferretdb" (the embedded FerretDB, a functional smoke test only)`)
@@ -75,6 +79,10 @@ func run() error {
 			mo.Webhooks = 10_000
 		}
 	}
+	var err error
+	if eo.Steps, err = bench.ParseEngineSteps(*steps); err != nil {
+		return fmt.Errorf("-engine-steps: %w", err)
+	}
 	if *only != "" && *only != "engine" && *only != "monitor" {
 		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)
 	}
@@ -90,9 +98,10 @@ func run() error {
 		small("backlog", &eo.Backlog, 20_000)
 		small("webhooks", &mo.Webhooks, 1000)
 		eo.BacklogRun, eo.LatencyRate, eo.LatencyDuration = time.Second, 200, time.Second
-		eo.IsolationJobs, eo.SlowDelay, mo.Requests = 1000, 200*time.Millisecond, 3
+		small("isolation-jobs", &eo.IsolationJobs, 1000)
+		eo.SlowDelay, mo.Requests = 200*time.Millisecond, 3
 	}
-	for name, v := range map[string]int{"-jobs": eo.Jobs, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog} {
+	for name, v := range map[string]int{"-jobs": eo.Jobs, "-requests": mo.Requests, "-rounds": eo.Rounds, "-backlog": eo.Backlog, "-isolation-jobs": eo.IsolationJobs} {
 		if v < 1 {
 			return fmt.Errorf("%s %d: want at least 1", name, v)
 		}

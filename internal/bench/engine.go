@@ -11,6 +11,7 @@ import (
 	neturl "net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,13 +37,38 @@ type EngineOptions struct {
 	IsolationJobs   int           // jobs to the fast receiver in each isolation run (as many go to the slow one)
 	SlowDelay       time.Duration // the slow receiver's time per request
 	CPUProfile      string        // where the engine writes a CPU profile of the last one-host run; "" for none
+	Steps           []string      // the measurements to make, of EngineSteps; nil for all
 	Progress        io.Writer     // a line per phase
+}
+
+// EngineSteps names the engine's measurements, in the order they run:
+// throughput to one receiver host (with CPU, allocations and extra stream
+// entries per delivery), to many hosts, through a proxy; latency at a
+// steady rate; memory with a backlog; isolation from a slow receiver.
+var EngineSteps = []string{"one-host", "hosts", "proxy", "latency", "memory", "isolation"}
+
+// ParseEngineSteps reads a comma-separated list of EngineSteps; "" is all
+// of them.
+func ParseEngineSteps(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var steps []string
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(EngineSteps, name) {
+			return nil, fmt.Errorf("no engine measurement is called %q: want some of %s", name, strings.Join(EngineSteps, ", "))
+		}
+		steps = append(steps, name)
+	}
+	return steps, nil
 }
 
 // EngineResult is what the engine's measurements came to.
 type EngineResult struct {
 	// The engine's configuration, as it loaded it: its defaults.
-	Workers, MaxPerHost int // MaxPerHost 0: no per-host cap
+	Workers, MaxPerHost int      // MaxPerHost 0: no per-host cap
+	Steps               []string // the measurements made, of EngineSteps
 
 	// One receiver host.
 	Bare, Engine []float64 // requests or deliveries per second, one per round
@@ -145,6 +171,9 @@ type engineBench struct {
 // isolation from a slow receiver.
 func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	var res EngineResult
+	if _, err := ParseEngineSteps(strings.Join(o.Steps, ",")); err != nil {
+		return res, err
+	}
 	srv, err := redisserver.Start(ctx)
 	if err != nil {
 		return res, err
@@ -159,11 +188,18 @@ func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	res.Workers, res.MaxPerHost = b.cfg.NumWorkers, b.cfg.MaxPerHost
 	b.progress("engine defaults: %d workers, per-host cap %s", res.Workers, perHostCap(res.MaxPerHost))
 
-	steps := []func(context.Context, *EngineResult) error{b.throughput, b.manyHosts, b.proxied, b.latency, b.backlog, b.isolation}
-	for _, step := range steps {
-		if err := step(ctx, &res); err != nil {
+	run := map[string]func(context.Context, *EngineResult) error{
+		"one-host": b.throughput, "hosts": b.manyHosts, "proxy": b.proxied,
+		"latency": b.latency, "memory": b.backlog, "isolation": b.isolation,
+	}
+	for _, name := range EngineSteps {
+		if o.Steps != nil && !slices.Contains(o.Steps, name) {
+			continue
+		}
+		if err := run[name](ctx, &res); err != nil {
 			return res, err
 		}
+		res.Steps = append(res.Steps, name)
 	}
 	return res, nil
 }

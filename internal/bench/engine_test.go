@@ -105,6 +105,74 @@ func TestEngineMeasuresEverything(t *testing.T) {
 	t.Logf("\n%s", table.String())
 }
 
+// TestEngineMakesTheStepsAsked runs two of the engine's measurements:
+// only they are made, and the table shows their rows and no others.
+func TestEngineMakesTheStepsAsked(t *testing.T) {
+	var progress bytes.Buffer
+	o := EngineOptions{
+		Jobs: 200, Rounds: 1, Hosts: 50,
+		LatencyRate: 200, LatencyDuration: 500 * time.Millisecond,
+		Backlog: 2000, BacklogRun: 200 * time.Millisecond,
+		IsolationJobs: 100, SlowDelay: 100 * time.Millisecond,
+		Steps:    []string{"isolation", "latency"},
+		Progress: &progress,
+	}
+	res, err := Engine(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Engine: %v\n%s", err, progress.String())
+	}
+	if want := []string{"latency", "isolation"}; !slices.Equal(res.Steps, want) {
+		t.Errorf("steps made: %v, want %v (in the order of EngineSteps)", res.Steps, want)
+	}
+	if len(res.Bare) != 0 || len(res.ManyBare) != 0 || len(res.ProxyBare) != 0 || res.BacklogJobs != 0 {
+		t.Errorf("measured what was not asked: one host %v, hosts %v, proxy %v, backlog %d", res.Bare, res.ManyBare, res.ProxyBare, res.BacklogJobs)
+	}
+	if len(res.Latency) != 1 || len(res.IsolationAlone) != 1 || len(res.IsolationWithSlow) != 1 {
+		t.Errorf("latency %d runs, isolation %d and %d runs; want 1 each", len(res.Latency), len(res.IsolationAlone), len(res.IsolationWithSlow))
+	}
+	var table bytes.Buffer
+	if err := (Report{Engine: &res}).Write(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"engine configuration", "latency XADD to receiver at 200 jobs/s", "costs the fast one"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("the table has no %q row:\n%s", want, table.String())
+		}
+	}
+	for _, unwanted := range []string{"one host", "50 hosts", "proxy", "peak RSS"} {
+		if strings.Contains(table.String(), unwanted) {
+			t.Errorf("the table has a %q row, which was not measured:\n%s", unwanted, table.String())
+		}
+	}
+}
+
+func TestParseEngineSteps(t *testing.T) {
+	for list, want := range map[string][]string{
+		"":                     nil,
+		" ":                    nil,
+		"isolation":            {"isolation"},
+		"one-host, isolation":  {"one-host", "isolation"},
+		"memory,latency,proxy": {"memory", "latency", "proxy"},
+	} {
+		got, err := ParseEngineSteps(list)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("ParseEngineSteps(%q) = %v, %v; want %v", list, got, err, want)
+		}
+	}
+	for list, want := range map[string]string{
+		"throughput":   `no engine measurement is called "throughput": want some of one-host, hosts, proxy, latency, memory, isolation`,
+		"isolation,,":  `no engine measurement is called ""`,
+		"one-host;all": `"one-host;all"`,
+	} {
+		if _, err := ParseEngineSteps(list); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseEngineSteps(%q) = %v; want an error containing %q", list, err, want)
+		}
+	}
+	if _, err := Engine(context.Background(), EngineOptions{Steps: []string{"isolation", "speed"}}); err == nil || !strings.Contains(err.Error(), `"speed"`) {
+		t.Errorf("Engine with a step %q: %v; want an error naming it", "speed", err)
+	}
+}
+
 // TestEngineRunsOnDefaults checks that the engine child gets exactly the
 // configuration of a user who writes no config file, but for the settings
 // the benchmark names (benchSettings), whatever the environment the
