@@ -67,10 +67,13 @@ func newConnPool(guard *Dialer, maxIdle, maxPerKey int) *connPool {
 // without the peek that checks it (idleConnUsable). The peek is a system
 // call on every delivery of a busy receiver, whose connections are back
 // in use within milliseconds; a receiver closes an idle connection, or
-// sends an answer unasked before closing it, when its idle timeout ends,
-// seconds later. Should one do so sooner, a closed connection is replaced
-// once (errStaleConn) and an unasked answer fails that attempt, which is
-// retried: nothing is lost.
+// sends a 408 unasked before closing it, when its idle timeout ends,
+// seconds later. Should one do so sooner, the attempt is made again once
+// on a new connection (errStaleConn: exchange treats a 408 on a kept
+// connection as it does a close). A receiver that sends some other answer
+// unasked within checkAfter has it taken for the next request's: that
+// receiver's own jobs get each other's outcomes, as they would from a
+// receiver that answers at random.
 const checkAfter = 100 * time.Millisecond
 
 // takeIdle returns a kept connection to the receiver key names, or nil.

@@ -226,6 +226,15 @@ func (d *deliverer) exchange(ctx context.Context, t task, sig *signer, deadline 
 		_ = c.Close()
 		return fmt.Errorf("read the receiver's answer: %w", err)
 	}
+	if resp.StatusCode == http.StatusRequestTimeout && c.reused && ctx.Err() == nil {
+		// On a kept connection a 408 is most likely the receiver's answer
+		// to its own idle timeout, sent before this request came (a
+		// connection back in use within checkAfter is not peeked): either
+		// way the receiver did not take the request, which is made again on
+		// a new connection, as after a close.
+		_ = c.Close()
+		return errStaleConn
+	}
 	c.head.left = -1 // the body is bounded by readCapped
 	res.statusCode = resp.StatusCode
 	var complete bool

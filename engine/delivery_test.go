@@ -411,67 +411,95 @@ func TestAnswerBeforeTheWholeBodyIsRead(t *testing.T) {
 
 // A receiver that sends something on a kept connection while it is idle
 // (a 408 before closing it) has that connection replaced: the next
-// attempt, made once the connection has been idle for checkAfter, gets
-// its own answer.
+// attempt gets its own answer. A connection idle for checkAfter or longer
+// is found out by the peek before it is used; one back in use sooner is
+// not peeked, and the 408 read as the answer sends the attempt to a new
+// connection.
 func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	sendUnasked := make(chan struct{})
-	var conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
+	for name, idle := range map[string]time.Duration{"checked": checkAfter, "unchecked": 0} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return
+				t.Fatal(err)
 			}
-			n := conns.Add(1)
+			defer ln.Close()
+			sendUnasked := make(chan struct{})
+			var conns, requests atomic.Int64
 			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				if n == 1 {
-					<-sendUnasked
-					_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
-					_, _ = br.ReadByte() // keep the connection open until the client closes it
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					n := conns.Add(1)
+					go func() {
+						defer c.Close()
+						br := bufio.NewReader(c)
+						req, err := http.ReadRequest(br)
+						if err != nil {
+							return
+						}
+						requests.Add(1)
+						_, _ = io.Copy(io.Discard, req.Body)
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						if n == 1 {
+							<-sendUnasked
+							_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+							_, _ = br.ReadByte() // keep the connection open until the client closes it
+						}
+					}()
 				}
 			}()
-		}
-	}()
+			d := testDeliverer(t)
+			url := "http://" + ln.Addr().String() + "/hook"
+			if res := deliverTo(t, d, url); res.statusCode != 200 {
+				t.Fatalf("first attempt: status %d, err %v", res.statusCode, res.err)
+			}
+			kept := func() *conn {
+				d.conns.mu.Lock()
+				defer d.conns.mu.Unlock()
+				for _, list := range d.conns.idle {
+					return list[0]
+				}
+				return nil
+			}
+			c := kept()
+			if c == nil || !idleConnUsable(c.raw) {
+				t.Fatal("the first attempt's connection was not kept, or not usable while quiet")
+			}
+			close(sendUnasked)
+			waitFor(t, 10*time.Second, "the unasked answer to arrive", func() bool { return !idleConnUsable(c.raw) })
+			d.conns.mu.Lock()
+			c.idleSince = time.Now().Add(-idle)
+			d.conns.mu.Unlock()
+			if res := deliverTo(t, d, url); res.statusCode != 200 || res.response != "ok" {
+				t.Fatalf("attempt after an unasked 408: status %d, response %q, err %v; want 200 ok", res.statusCode, res.response, res.err)
+			}
+			if n, r := conns.Load(), requests.Load(); n != 2 || r != 2 {
+				t.Errorf("%d connections, %d requests; want 2 and 2: the one with the unasked answer replaced", n, r)
+			}
+		})
+	}
+}
+
+// A 408 that answers a request on a kept connection sends the attempt to
+// a new connection once (it is most likely the receiver's idle timeout);
+// a 408 there is the attempt's outcome.
+func TestRequestTimeoutOnAKeptConnectionIsTriedOnceOnANewOne(t *testing.T) {
+	var requests atomic.Int64
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusRequestTimeout)
+	})
 	d := testDeliverer(t)
-	url := "http://" + ln.Addr().String() + "/hook"
-	if res := deliverTo(t, d, url); res.statusCode != 200 {
-		t.Fatalf("first attempt: status %d, err %v", res.statusCode, res.err)
+	if res := deliverTo(t, d, srv.URL); res.statusCode != http.StatusRequestTimeout {
+		t.Fatalf("first attempt, on a new connection: status %d, err %v; want 408", res.statusCode, res.err)
 	}
-	kept := func() *conn {
-		d.conns.mu.Lock()
-		defer d.conns.mu.Unlock()
-		for _, list := range d.conns.idle {
-			return list[0]
-		}
-		return nil
+	if res := deliverTo(t, d, srv.URL); res.statusCode != http.StatusRequestTimeout {
+		t.Fatalf("second attempt: status %d, err %v; want 408", res.statusCode, res.err)
 	}
-	c := kept()
-	if c == nil || !idleConnUsable(c.raw) {
-		t.Fatal("the first attempt's connection was not kept, or not usable while quiet")
-	}
-	close(sendUnasked)
-	waitFor(t, 10*time.Second, "the unasked answer to arrive", func() bool { return !idleConnUsable(c.raw) })
-	// A connection back in the pool for less than checkAfter is taken
-	// unchecked (see takeIdle).
-	waitFor(t, 10*time.Second, "the connection to be idle for checkAfter", func() bool { return time.Since(c.idleSince) >= checkAfter })
-	if res := deliverTo(t, d, url); res.statusCode != 200 || res.response != "ok" {
-		t.Fatalf("attempt after an unasked 408: status %d, response %q, err %v; want 200 ok", res.statusCode, res.response, res.err)
-	}
-	if n := conns.Load(); n != 2 {
-		t.Errorf("%d connections, want 2: the one with the unasked answer replaced", n)
+	if r, c := requests.Load(), conns.Load(); r != 3 || c != 2 {
+		t.Errorf("receiver saw %d requests on %d connections, want 3 on 2: the second attempt made again once, on a new connection", r, c)
 	}
 }
 

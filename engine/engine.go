@@ -73,7 +73,7 @@ type Engine struct {
 	upkeep   upkeep
 
 	slots       chan struct{} // one token per job held in memory; from read to acknowledgement
-	inFlight    heldSet       // jobs this engine holds, parked ones included
+	held        heldSet       // the jobs this engine holds, parked ones included
 	workers     sync.WaitGroup
 	rerecording sync.WaitGroup // outcomes written again after their batch failed
 	redisOK     atomic.Bool
@@ -371,7 +371,7 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 	entries := make([]entry, 0, len(msgs))
 	groups := make([]string, 0, len(msgs))
 	for _, msg := range msgs {
-		if !e.inFlight.add(msg.ID) {
+		if !e.held.add(msg.ID) {
 			e.release(1)
 			continue
 		}
@@ -464,7 +464,7 @@ func (e *Engine) latestStart() time.Duration {
 // settle ends this engine's hold on an entry held in memory: its outcome
 // is written, or it is left pending for a later read or claim.
 func (e *Engine) settle(id string) {
-	e.inFlight.remove(id)
+	e.held.remove(id)
 	e.release(1)
 }
 

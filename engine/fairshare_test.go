@@ -472,3 +472,38 @@ func TestShareFetchedJobGoesToItsOwnGroup(t *testing.T) {
 		t.Fatalf("after the read back: a has %d queued and %d being read, b %v; want the job queued in b", len(a.queue), a.fetching, b)
 	}
 }
+
+// heldSet takes each id once until it is removed, and drops its map once
+// emptied after holding more than dropAfter ids.
+func TestHeldSet(t *testing.T) {
+	var h heldSet
+	if !h.add("1-1") || h.add("1-1") || !h.add("1-2") {
+		t.Fatal("add: want true for a new id and false for one held")
+	}
+	h.remove("1-1")
+	if !h.add("1-1") {
+		t.Fatal("add after remove: want true")
+	}
+	h.remove("1-1")
+	h.remove("1-2")
+	h.remove("1-3") // not held: nothing happens
+	if h.ids == nil {
+		t.Fatal("a small map was dropped when emptied; want it kept")
+	}
+	for i := range dropAfter + 1 {
+		h.add(fmt.Sprintf("2-%d", i))
+	}
+	for i := range dropAfter {
+		h.remove(fmt.Sprintf("2-%d", i))
+	}
+	if h.ids == nil || len(h.ids) != 1 {
+		t.Fatalf("%d ids held, want 1", len(h.ids))
+	}
+	h.remove(fmt.Sprintf("2-%d", dropAfter))
+	if h.ids != nil || h.peak != 0 {
+		t.Fatalf("emptied after %d ids: map %v, peak %d; want it dropped", dropAfter+1, h.ids != nil, h.peak)
+	}
+	if !h.add("3-1") || h.add("3-1") {
+		t.Fatal("add after the map was dropped: want true, then false")
+	}
+}

@@ -112,7 +112,7 @@ func (e *Engine) touchWaiting(ctx context.Context) error {
 		}
 		for _, id := range l.ids {
 			if !ours[id] {
-				e.inFlight.remove(id)
+				e.held.remove(id)
 			}
 		}
 		for range e.sched.touched(l, ours, at) {
@@ -165,7 +165,7 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 		// They stay parked only in Redis: claimed again after the
 		// visibility timeout, by this engine or another.
 		for _, id := range ids {
-			e.inFlight.remove(id)
+			e.held.remove(id)
 		}
 		for _, f := range fs {
 			e.sched.fetched(f, nil)
@@ -195,7 +195,7 @@ func (e *Engine) fetchParked(ctx context.Context, n int) (int, error) {
 		back[group] = append(back[group], &heldJob{task: t, group: hostGroupOf(t.to.hostname), touched: at})
 	}
 	for id := range groupOf { // did not come back: no longer this engine's
-		e.inFlight.remove(id)
+		e.held.remove(id)
 	}
 	for _, f := range fs {
 		e.sched.fetched(f, back[f.group])
@@ -229,14 +229,18 @@ func parseEntry(v any) (redis.XMessage, bool) {
 // included. A map under a mutex rather than a sync.Map: every job read
 // passes through add and every outcome through remove, and a sync.Map
 // allocates for each id and keeps a tree of pointers that the garbage
-// collector walks. With 100,000 jobs parked behind a slow receiver that
-// walk made the collector's work about four times what it was without
-// them (the isolation benchmark with 100,000 jobs per receiver); with the
-// map it stays the same.
+// collector walks at every collection, which with tens of thousands of
+// jobs parked behind a slow receiver cost more than the deliveries' own
+// garbage (docs/benchmarks.md).
 type heldSet struct {
-	mu  sync.Mutex
-	ids map[string]struct{}
+	mu   sync.Mutex
+	ids  map[string]struct{}
+	peak int // the most ids held since the map was made
 }
+
+// dropAfter is the peak above which an emptied map is dropped: a Go map
+// keeps the room it grew to, and the collector scans that room.
+const dropAfter = 4096
 
 // add records id and reports whether it was new.
 func (h *heldSet) add(id string) bool {
@@ -249,6 +253,7 @@ func (h *heldSet) add(id string) bool {
 		h.ids = make(map[string]struct{})
 	}
 	h.ids[id] = struct{}{}
+	h.peak = max(h.peak, len(h.ids))
 	return true
 }
 
@@ -257,4 +262,7 @@ func (h *heldSet) remove(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.ids, id)
+	if len(h.ids) == 0 && h.peak > dropAfter {
+		h.ids, h.peak = nil, 0
+	}
 }

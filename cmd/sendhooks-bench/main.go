@@ -62,7 +62,7 @@ func run() error {
 	flag.IntVar(&eo.Backlog, "backlog", eo.Backlog, "jobs queued for the memory measurement")
 	flag.IntVar(&eo.IsolationJobs, "isolation-jobs", eo.IsolationJobs, "jobs for the fast receiver in each isolation run (as many again for the slow one)")
 	flag.StringVar(&eo.CPUProfile, "cpuprofile", "", "write the engine's CPU profile of the last throughput run to this file")
-	steps := flag.String("engine-steps", "", "make only these engine measurements, comma-separated, of "+strings.Join(bench.EngineSteps, ", ")+" (default all)")
+	steps := flag.String("engine-steps", "", "make only these engine measurements, comma-separated, of "+strings.Join(bench.EngineSteps(), ", ")+" (default all)")
 	flag.IntVar(&mo.Webhooks, "webhooks", 0, "webhooks sent through the monitor's ingestion, then its API is timed over them (default 1000000; 10000 with -store ferretdb)")
 	flag.IntVar(&mo.Requests, "requests", mo.Requests, "times each monitor request is timed, after one warm-up")
 	flag.StringVar(&mo.Store, "store", bench.StoreSQLite, `the monitor's store: "sqlite" (a file in a temporary directory) or "ferretdb" (the embedded FerretDB, a functional smoke test only)`)
@@ -85,6 +85,11 @@ func run() error {
 	}
 	if *only != "" && *only != "engine" && *only != "monitor" {
 		return fmt.Errorf(`-only %q: want "engine" or "monitor"`, *only)
+	}
+	for _, name := range []string{"engine-steps", "isolation-jobs", "cpuprofile"} {
+		if set[name] && *only == "monitor" {
+			return fmt.Errorf("-%s is for the engine's measurements, which -only monitor leaves out", name)
+		}
 	}
 	if *quick {
 		// Small sizes, except where a flag says otherwise.

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -36,19 +37,38 @@ type EngineOptions struct {
 	BacklogRun      time.Duration // how long the engine works on the backlog while its memory is read
 	IsolationJobs   int           // jobs to the fast receiver in each isolation run (as many go to the slow one)
 	SlowDelay       time.Duration // the slow receiver's time per request
-	CPUProfile      string        // where the engine writes a CPU profile of the last one-host run; "" for none
-	Steps           []string      // the measurements to make, of EngineSteps; nil for all
+	CPUProfile      string        // where the engine writes a CPU profile of the last one-host throughput run; "" for none
+	Steps           []string      // the measurements to make, of EngineSteps; none for all
 	Progress        io.Writer     // a line per phase
+}
+
+// engineSteps are the engine's measurements, in the order they run.
+var engineSteps = []struct {
+	name string
+	run  func(*engineBench, context.Context, *EngineResult) error
+}{
+	{"one-host", (*engineBench).throughput}, // with CPU, allocations and extra stream entries per delivery
+	{"hosts", (*engineBench).manyHosts},
+	{"proxy", (*engineBench).proxied},
+	{"latency", (*engineBench).latency},
+	{"memory", (*engineBench).backlog},
+	{"isolation", (*engineBench).isolation},
 }
 
 // EngineSteps names the engine's measurements, in the order they run:
 // throughput to one receiver host (with CPU, allocations and extra stream
 // entries per delivery), to many hosts, through a proxy; latency at a
 // steady rate; memory with a backlog; isolation from a slow receiver.
-var EngineSteps = []string{"one-host", "hosts", "proxy", "latency", "memory", "isolation"}
+func EngineSteps() []string {
+	names := make([]string, len(engineSteps))
+	for i, s := range engineSteps {
+		names[i] = s.name
+	}
+	return names
+}
 
 // ParseEngineSteps reads a comma-separated list of EngineSteps; "" is all
-// of them.
+// of them (nil).
 func ParseEngineSteps(list string) ([]string, error) {
 	if strings.TrimSpace(list) == "" {
 		return nil, nil
@@ -56,12 +76,19 @@ func ParseEngineSteps(list string) ([]string, error) {
 	var steps []string
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
-		if !slices.Contains(EngineSteps, name) {
-			return nil, fmt.Errorf("no engine measurement is called %q: want some of %s", name, strings.Join(EngineSteps, ", "))
+		if err := checkStep(name); err != nil {
+			return nil, err
 		}
 		steps = append(steps, name)
 	}
 	return steps, nil
+}
+
+func checkStep(name string) error {
+	if !slices.Contains(EngineSteps(), name) {
+		return fmt.Errorf("no engine measurement is called %q: want some of %s", name, strings.Join(EngineSteps(), ", "))
+	}
+	return nil
 }
 
 // EngineResult is what the engine's measurements came to.
@@ -168,11 +195,17 @@ type engineBench struct {
 // defaults: throughput against the bare client with one receiver host,
 // with many and through a proxy; CPU, allocations and extra stream entries
 // per delivery; latency at a steady rate; memory with a backlog; and
-// isolation from a slow receiver.
+// isolation from a slow receiver. o.Steps, when it names any, limits them
+// to those; a name not in EngineSteps is an error, before anything runs.
 func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	var res EngineResult
-	if _, err := ParseEngineSteps(strings.Join(o.Steps, ",")); err != nil {
-		return res, err
+	for _, name := range o.Steps {
+		if err := checkStep(name); err != nil {
+			return res, err
+		}
+	}
+	if o.CPUProfile != "" && len(o.Steps) > 0 && !slices.Contains(o.Steps, "one-host") {
+		return res, errors.New(`a CPU profile is of the "one-host" step, which is not among the steps asked`)
 	}
 	srv, err := redisserver.Start(ctx)
 	if err != nil {
@@ -188,18 +221,14 @@ func Engine(ctx context.Context, o EngineOptions) (EngineResult, error) {
 	res.Workers, res.MaxPerHost = b.cfg.NumWorkers, b.cfg.MaxPerHost
 	b.progress("engine defaults: %d workers, per-host cap %s", res.Workers, perHostCap(res.MaxPerHost))
 
-	run := map[string]func(context.Context, *EngineResult) error{
-		"one-host": b.throughput, "hosts": b.manyHosts, "proxy": b.proxied,
-		"latency": b.latency, "memory": b.backlog, "isolation": b.isolation,
-	}
-	for _, name := range EngineSteps {
-		if o.Steps != nil && !slices.Contains(o.Steps, name) {
+	for _, step := range engineSteps {
+		if len(o.Steps) > 0 && !slices.Contains(o.Steps, step.name) {
 			continue
 		}
-		if err := run[name](ctx, &res); err != nil {
+		if err := step.run(b, ctx, &res); err != nil {
 			return res, err
 		}
-		res.Steps = append(res.Steps, name)
+		res.Steps = append(res.Steps, step.name)
 	}
 	return res, nil
 }

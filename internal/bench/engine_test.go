@@ -35,6 +35,9 @@ func TestEngineMeasuresEverything(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Engine: %v\n%s", err, progress.String())
 	}
+	if !slices.Equal(res.Steps, EngineSteps()) {
+		t.Errorf("steps made: %v, want every one of %v", res.Steps, EngineSteps())
+	}
 	if want := engine.Default().NumWorkers; res.Workers != want {
 		t.Errorf("the engine ran with %d workers, want its default %d", res.Workers, want)
 	}
@@ -168,8 +171,17 @@ func TestParseEngineSteps(t *testing.T) {
 			t.Errorf("ParseEngineSteps(%q) = %v; want an error containing %q", list, err, want)
 		}
 	}
-	if _, err := Engine(context.Background(), EngineOptions{Steps: []string{"isolation", "speed"}}); err == nil || !strings.Contains(err.Error(), `"speed"`) {
-		t.Errorf("Engine with a step %q: %v; want an error naming it", "speed", err)
+	for _, o := range []struct {
+		opts EngineOptions
+		want string
+	}{
+		{EngineOptions{Steps: []string{"isolation", "speed"}}, `no engine measurement is called "speed"`},
+		{EngineOptions{Steps: []string{"one-host,hosts"}}, `no engine measurement is called "one-host,hosts"`},
+		{EngineOptions{Steps: []string{"isolation"}, CPUProfile: "engine.prof"}, `a CPU profile is of the "one-host" step`},
+	} {
+		if _, err := Engine(context.Background(), o.opts); err == nil || !strings.Contains(err.Error(), o.want) {
+			t.Errorf("Engine with steps %q, profile %q: %v; want an error containing %q", o.opts.Steps, o.opts.CPUProfile, err, o.want)
+		}
 	}
 }
 
