@@ -213,39 +213,25 @@ func TestConnectionClosedWhileKeptIsReplacedOnce(t *testing.T) {
 // answering (it dropped it just as the request came) is replaced once: the
 // attempt is made again on a new connection and gets its answer there.
 func TestKeptConnectionDroppedUnansweredIsRetriedOnANewOne(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var conns, requests atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
+	addr := serveConns(t, func(c net.Conn) {
+		n := conns.Add(1)
+		br := bufio.NewReader(c)
+		for answered := 0; ; answered++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			n := conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for answered := 0; ; answered++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					requests.Add(1)
-					if n == 1 && answered == 1 {
-						return // the second request on the first connection: closed unanswered
-					}
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			requests.Add(1)
+			if n == 1 && answered == 1 {
+				return // the second request on the first connection: closed unanswered
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	d := testDeliverer(t)
-	url := "http://" + ln.Addr().String() + "/hook"
+	url := "http://" + addr + "/hook"
 	for i := range 2 {
 		if res := deliverTo(t, d, url); res.err != nil || res.statusCode != 200 || res.response != "ok" {
 			t.Fatalf("attempt %d: status %d, response %q, err %v; want 200 ok", i+1, res.statusCode, res.response, res.err)
@@ -418,40 +404,30 @@ func TestAnswerBeforeTheWholeBodyIsRead(t *testing.T) {
 func TestUnaskedAnswerOnAKeptConnectionIsNotTakenForTheNext(t *testing.T) {
 	for name, idle := range map[string]time.Duration{"checked": checkAfter, "unchecked": 0} {
 		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
 			sendUnasked := make(chan struct{})
 			var conns, requests atomic.Int64
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
+			addr := serveConns(t, func(c net.Conn) {
+				n := conns.Add(1)
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				requests.Add(1)
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if n == 1 {
+					select {
+					case <-sendUnasked:
+					case <-t.Context().Done(): // the test ended early
 						return
 					}
-					n := conns.Add(1)
-					go func() {
-						defer c.Close()
-						br := bufio.NewReader(c)
-						req, err := http.ReadRequest(br)
-						if err != nil {
-							return
-						}
-						requests.Add(1)
-						_, _ = io.Copy(io.Discard, req.Body)
-						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-						if n == 1 {
-							<-sendUnasked
-							_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
-							_, _ = br.ReadByte() // keep the connection open until the client closes it
-						}
-					}()
+					_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+					_, _ = br.ReadByte() // keep the connection open until the client closes it
 				}
-			}()
+			})
 			d := testDeliverer(t)
-			url := "http://" + ln.Addr().String() + "/hook"
+			url := "http://" + addr + "/hook"
 			if res := deliverTo(t, d, url); res.statusCode != 200 {
 				t.Fatalf("first attempt: status %d, err %v", res.statusCode, res.err)
 			}

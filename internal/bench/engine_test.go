@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,18 +20,23 @@ import (
 	"github.com/sendhooks/sendhooks/engine"
 )
 
+// smallEngineOptions sizes every engine measurement to run in seconds.
+func smallEngineOptions(rounds int, progress io.Writer) EngineOptions {
+	return EngineOptions{
+		Jobs: 200, Rounds: rounds, Hosts: 50,
+		LatencyRate: 200, LatencyDuration: 500 * time.Millisecond,
+		Backlog: 2000, BacklogRun: 200 * time.Millisecond,
+		IsolationJobs: 100, SlowDelay: 100 * time.Millisecond,
+		Progress: progress,
+	}
+}
+
 // TestEngineMeasuresEverything runs every engine measurement at a small
 // size, with the engine on its defaults: each must come back complete, and
 // the table must show each figure.
 func TestEngineMeasuresEverything(t *testing.T) {
 	var progress bytes.Buffer
-	o := EngineOptions{
-		Jobs: 200, Rounds: 2, Hosts: 50,
-		LatencyRate: 200, LatencyDuration: 500 * time.Millisecond,
-		Backlog: 2000, BacklogRun: 200 * time.Millisecond,
-		IsolationJobs: 100, SlowDelay: 100 * time.Millisecond,
-		Progress: &progress,
-	}
+	o := smallEngineOptions(2, &progress)
 	res, err := Engine(context.Background(), o)
 	if err != nil {
 		t.Fatalf("Engine: %v\n%s", err, progress.String())
@@ -112,14 +118,8 @@ func TestEngineMeasuresEverything(t *testing.T) {
 // only they are made, and the table shows their rows and no others.
 func TestEngineMakesTheStepsAsked(t *testing.T) {
 	var progress bytes.Buffer
-	o := EngineOptions{
-		Jobs: 200, Rounds: 1, Hosts: 50,
-		LatencyRate: 200, LatencyDuration: 500 * time.Millisecond,
-		Backlog: 2000, BacklogRun: 200 * time.Millisecond,
-		IsolationJobs: 100, SlowDelay: 100 * time.Millisecond,
-		Steps:    []string{"isolation", "latency"},
-		Progress: &progress,
-	}
+	o := smallEngineOptions(1, &progress)
+	o.Steps = []string{"isolation", "latency"}
 	res, err := Engine(context.Background(), o)
 	if err != nil {
 		t.Fatalf("Engine: %v\n%s", err, progress.String())
