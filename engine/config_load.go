@@ -42,10 +42,10 @@ func (c *Config) table() []setting {
 		{"numWorkers", "SENDHOOKS_NUM_WORKERS", &c.NumWorkers},
 		{"channelSize", "SENDHOOKS_CHANNEL_SIZE", &c.BatchSize},
 		{"maxPerHost", "SENDHOOKS_MAX_PER_HOST", &c.MaxPerHost},
-		{"requestTimeout", "SENDHOOKS_REQUEST_TIMEOUT", (*duration)(&c.RequestTimeout)},
-		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", (*durations)(&c.RetrySchedule)},
-		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", (*duration)(&c.VisibilityTimeout)},
-		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", (*duration)(&c.ShutdownTimeout)},
+		{"requestTimeout", "SENDHOOKS_REQUEST_TIMEOUT", &c.RequestTimeout},
+		{"retrySchedule", "SENDHOOKS_RETRY_SCHEDULE", &c.RetrySchedule},
+		{"visibilityTimeout", "SENDHOOKS_VISIBILITY_TIMEOUT", &c.VisibilityTimeout},
+		{"shutdownTimeout", "SENDHOOKS_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
 		{"statusStreamMaxLen", "SENDHOOKS_STATUS_STREAM_MAX_LEN", (*count)(&c.StatusStreamMaxLen)},
 		{"deadLetterMaxLen", "SENDHOOKS_DEAD_LETTER_MAX_LEN", (*count)(&c.DeadLetterMaxLen)},
 		{"allowPrivateNetworks", "SENDHOOKS_ALLOW_PRIVATE_NETWORKS", &c.AllowPrivateNetworks},
@@ -259,7 +259,7 @@ func asJSON(field any, text string) json.RawMessage {
 		if b, err := strconv.ParseBool(cmp.Or(trimmed, "false")); err == nil {
 			return json.RawMessage(strconv.FormatBool(b))
 		}
-	case *durations: // comma-separated
+	case *[]time.Duration: // comma-separated
 		items := strings.Split(text, ",")
 		for i := range items {
 			items[i] = strings.TrimSpace(items[i])
@@ -281,11 +281,8 @@ func decode(s setting, value json.RawMessage, at keyError) error {
 	} else if (s.key == "redisDb" || s.key == "redisSsl") && json.Unmarshal(value, &text) == nil {
 		value = asJSON(s.field, text) // the older engine wrote them as strings
 	}
-	err := json.Unmarshal(value, s.field)
-	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		err = errors.New(map[string]string{"int": "a whole number", "bool": "true or false", "string": "a string"}[te.Type.String()])
-	}
-	if ke, ok := errors.AsType[*keyError](err); ok { // an item of a list
+	err := setField(s.field, value)
+	if ke, ok := err.(*keyError); ok { // an item of a list
 		at.index, at.err = ke.index, ke.err
 	} else if err != nil {
 		at.err = fmt.Errorf("want %s, got %s", err, describe(value, s.key == "redisPassword"))
@@ -295,52 +292,52 @@ func decode(s setting, value json.RawMessage, at keyError) error {
 	return &at
 }
 
-// The types below read the keys whose JSON form is not their field's Go
-// type. Their errors say what a good value looks like.
+// Marker types for the keys that accept less than their field's Go type
+// does: the stream caps, and the older engine's broker key, with no field.
 type (
-	duration  time.Duration   // a Go duration string, "15s"
-	durations []time.Duration // an array of them
-	count     int             // a whole number of at least 1
-	broker    struct{}        // the older engine's broker key, which had one working value
+	count  int      // a whole number of at least 1
+	broker struct{} // "redis", the one broker that worked
 )
 
-func (d *duration) UnmarshalJSON(raw []byte) error {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if v, err := time.ParseDuration(strings.TrimSpace(s)); err == nil {
-			*d = duration(v)
-			return nil
+// setField decodes a JSON value into field, a pointer from the key table.
+// Its error says what a good value looks like.
+func setField(field any, value json.RawMessage) error {
+	var text string
+	isText := json.Unmarshal(value, &text) == nil
+	switch f := field.(type) {
+	case *time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(text))
+		if !isText || err != nil {
+			return errors.New(`a Go duration such as "15s" or "1h30m"`)
 		}
-	}
-	return errors.New(`a Go duration such as "15s" or "1h30m"`)
-}
-
-func (d duration) String() string { return time.Duration(d).String() }
-
-func (ds *durations) UnmarshalJSON(raw []byte) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return errors.New(`an array of Go durations such as ["5s", "5m"]`)
-	}
-	*ds = make(durations, len(items))
-	for i, item := range items {
-		if err := (*duration)(&(*ds)[i]).UnmarshalJSON(item); err != nil {
-			return &keyError{index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("want %s, got %s", err, describe(item, false))}
+		*f = d
+	case *[]time.Duration:
+		var items []json.RawMessage
+		if json.Unmarshal(value, &items) != nil {
+			return errors.New(`an array of Go durations such as ["5s", "5m"]`)
 		}
-	}
-	return nil
-}
-
-func (n *count) UnmarshalJSON(raw []byte) error {
-	if json.Unmarshal(raw, (*int)(n)) != nil || *n < 1 {
-		return errors.New("a whole number of at least 1")
-	}
-	return nil
-}
-
-func (*broker) UnmarshalJSON(raw []byte) error {
-	if string(raw) != `"redis"` {
-		return errors.New(`"redis", the only broker`)
+		*f = make([]time.Duration, len(items))
+		for i, item := range items {
+			if err := setField(&(*f)[i], item); err != nil {
+				err = fmt.Errorf("want %s, got %s", err, describe(item, false))
+				return &keyError{index: fmt.Sprintf("[%d]", i), err: err}
+			}
+		}
+	case *count:
+		if json.Unmarshal(value, (*int)(f)) != nil || *f < 1 {
+			return errors.New("a whole number of at least 1")
+		}
+	case *broker:
+		if string(value) != `"redis"` {
+			return errors.New(`"redis", the only broker`)
+		}
+	default: // *int, *bool, *string
+		err := json.Unmarshal(value, field)
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok { // it names the Go type
+			wants := map[string]string{"int": "a whole number", "bool": "true or false", "string": "a string"}
+			return errors.New(wants[te.Type.String()])
+		}
+		return err
 	}
 	return nil
 }
