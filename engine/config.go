@@ -86,8 +86,9 @@ func Default() Config {
 		JobStream: sendhooks.DefaultJobStream, StatusStream: sendhooks.DefaultStatusStream,
 		ConsumerGroup: "sendhooks", ConsumerName: name,
 		NumWorkers: 256, BatchSize: 128,
-		RequestTimeout:    15 * time.Second,
-		RetrySchedule:     []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		RequestTimeout: 15 * time.Second,
+		RetrySchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		VisibilityTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second,
 		SecretHashHeaderName: "X-Secret-Hash", SendSecretHashHeader: true,
 		LogLevel: "info",
@@ -125,15 +126,16 @@ const (
 // Validate reports the first value of c that the engine cannot run with,
 // naming it by its config key.
 func (c Config) Validate() error {
+	for i, d := range c.RetrySchedule {
+		if d < 0 {
+			err := fmt.Errorf("must not be negative, got %v", d)
+			return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: err}
+		}
+	}
 	sharesStatus := func(name, stream string) error {
 		return failIf(c.StatusStream == stream, "redisStreamStatusName", "must differ from %s, both are %q", name, stream)
 	}
-	for i, d := range c.RetrySchedule {
-		if d < 0 {
-			return &keyError{key: "retrySchedule", index: fmt.Sprintf("[%d]", i), err: fmt.Errorf("must not be negative, got %v", d)}
-		}
-	}
-	for _, err := range []error{
+	return cmp.Or( // the first error that is not nil
 		hostPort("redisAddress", c.Redis.Address, false),
 		failIf(c.Redis.DB < 0, "redisDb", "must be at least 0, got %d", c.Redis.DB),
 		failIf(c.JobStream == "", "redisStreamName", "must not be empty"),
@@ -143,25 +145,26 @@ func (c Config) Validate() error {
 		sharesStatus(`the dead-letter stream (redisStreamName + "-dead")`, sendhooks.DeadLetterStream(c.JobStream)),
 		failIf(c.ConsumerGroup == "", "consumerGroup", "must not be empty"),
 		failIf(c.ConsumerName == "", "consumerName", "must not be empty"),
-		failIf(c.NumWorkers < 1 || c.NumWorkers > maxWorkers, "numWorkers", "must be from 1 to %d, got %d", maxWorkers, c.NumWorkers),
+		failIf(c.NumWorkers < 1 || c.NumWorkers > maxWorkers, "numWorkers",
+			"must be from 1 to %d, got %d", maxWorkers, c.NumWorkers),
 		failIf(c.BatchSize < 1, "channelSize", "must be at least 1, got %d", c.BatchSize),
 		failIf(c.MaxPerHost < 0, "maxPerHost", "must be at least 0 (0 for no cap), got %d", c.MaxPerHost),
 		failIf(c.RequestTimeout <= 0, "requestTimeout", "must be more than 0s, got %v", c.RequestTimeout),
-		failIf(len(c.RetrySchedule) > maxRetrySchedule, "retrySchedule", "must hold at most %d waits, got %d", maxRetrySchedule, len(c.RetrySchedule)),
-		failIf(c.VisibilityTimeout <= c.RequestTimeout, "visibilityTimeout", "must be longer than requestTimeout (%v), got %v", c.RequestTimeout, c.VisibilityTimeout),
+		failIf(len(c.RetrySchedule) > maxRetrySchedule, "retrySchedule",
+			"must hold at most %d waits, got %d", maxRetrySchedule, len(c.RetrySchedule)),
+		failIf(c.VisibilityTimeout <= c.RequestTimeout, "visibilityTimeout",
+			"must be longer than requestTimeout (%v), got %v", c.RequestTimeout, c.VisibilityTimeout),
 		failIf(c.ShutdownTimeout < 0, "shutdownTimeout", "must be at least 0s, got %v", c.ShutdownTimeout),
 		failIf(c.StatusStreamMaxLen < 0, "statusStreamMaxLen", "must be at least 0, got %d", c.StatusStreamMaxLen),
 		failIf(c.DeadLetterMaxLen < 0, "deadLetterMaxLen", "must be at least 0, got %d", c.DeadLetterMaxLen),
-		failIf(c.SendSecretHashHeader && c.SecretHashHeaderName == "", "secretHashHeaderName", "must not be empty while sendSecretHashHeader is true"),
-		failIf(c.SendSecretHashHeader && !httpguts.ValidHeaderFieldName(c.SecretHashHeaderName), "secretHashHeaderName", "%q is not a valid HTTP header name", c.SecretHashHeaderName),
+		failIf(c.SendSecretHashHeader && c.SecretHashHeaderName == "", "secretHashHeaderName",
+			"must not be empty while sendSecretHashHeader is true"),
+		failIf(c.SendSecretHashHeader && !httpguts.ValidHeaderFieldName(c.SecretHashHeaderName), "secretHashHeaderName",
+			"%q is not a valid HTTP header name", c.SecretHashHeaderName),
 		hostPort("metricsAddress", c.MetricsAddress, true),
-		failIf(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), "logLevel", "must be one of debug, info, warn, error, got %q", c.LogLevel),
-	} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		failIf(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), "logLevel",
+			"must be one of debug, info, warn, error, got %q", c.LogLevel),
+	)
 }
 
 // keyError is a config value that cannot be used.
@@ -180,8 +183,6 @@ func (e *keyError) Error() string {
 	return s + ": " + e.err.Error()
 }
 
-func (e *keyError) Unwrap() error { return e.err }
-
 // failIf returns an error naming key when bad holds.
 func failIf(bad bool, key, format string, args ...any) error {
 	if !bad {
@@ -190,6 +191,7 @@ func failIf(bad bool, key, format string, args ...any) error {
 	return &keyError{key: key, err: fmt.Errorf(format, args...)}
 }
 
+// hostPort checks a host:port address; optional lets it be empty.
 func hostPort(key, v string, optional bool) error {
 	_, port, err := net.SplitHostPort(v)
 	if err == nil && port == "" {
@@ -215,8 +217,7 @@ func (c Config) LogValue() slog.Value {
 // String prints the configuration as LogValue does, without the password.
 func (c Config) String() string { return c.LogValue().String() }
 
-// LogValue prints the Redis settings with the password shown as "****"
-// when it is set.
+// LogValue prints the Redis settings, the password shown as "****" when set.
 func (r RedisConfig) LogValue() slog.Value { return slog.AnyValue(redisFields(r.masked())) }
 
 // String prints the Redis settings as LogValue does, without the password.
