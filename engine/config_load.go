@@ -18,7 +18,7 @@ import (
 
 // setting is one config key: its name in the file, the environment
 // variable that overrides it ("" for none) and a pointer to the field it
-// sets, which encoding/json decodes the key's value into.
+// sets, which setField decodes the key's value into.
 type setting struct {
 	key, env string
 	field    any
@@ -91,7 +91,8 @@ func firstPresent(explicit string, candidates ...string) string {
 // type or an impossible value is an error naming the key as it was given
 // (or its environment variable) and the value.
 func Load(path string, getenv func(string) string) (Config, error) {
-	cfg, given, where := Default(), map[string]keyError{}, "config"
+	cfg := Default()
+	given := map[string]keyError{} // where each key was given: as the file spelled it, or by which variable
 	err := readFile(path, &cfg, given)
 	if err == nil && getenv != nil {
 		err = readEnv(getenv, &cfg, given)
@@ -102,11 +103,10 @@ func Load(path string, getenv func(string) string) (Config, error) {
 			ke.key, ke.from = given[ke.key].key, given[ke.key].from // as it was given
 		}
 	}
-	if path != "" {
-		where += " " + path
-	}
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", where, err)
+	if err != nil && path != "" {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	} else if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
 }
@@ -125,7 +125,8 @@ func readFile(path string, c *Config, given map[string]keyError) error {
 	err = json.Unmarshal(data, new(any))
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		before := data[:min(int(se.Offset), len(data))] // ends with the offending byte
-		line, column := bytes.Count(before, []byte("\n"))+1, max(len(before)-bytes.LastIndexByte(before, '\n')-1, 1)
+		line := bytes.Count(before, []byte("\n")) + 1
+		column := max(len(before)-bytes.LastIndexByte(before, '\n')-1, 1)
 		return fmt.Errorf("invalid JSON at line %d, column %d: %w", line, column, err)
 	}
 	top, ok := members(data)
