@@ -272,6 +272,13 @@ func asJSON(field any, text string) json.RawMessage {
 	return quoted
 }
 
+// emptyMeansDefault lists the keys of the older engine, which read them
+// as strings and took "" for their default: so does Load, so that its
+// config files load unchanged.
+var emptyMeansDefault = []string{
+	"redisAddress", "redisDb", "redisSsl", "redisStreamName", "redisStreamStatusName", "secretHashHeaderName",
+}
+
 // decode gives the setting's field a JSON value; an error names the key as
 // at does, and the value.
 func decode(s setting, value json.RawMessage, at keyError) error {
@@ -279,6 +286,8 @@ func decode(s setting, value json.RawMessage, at keyError) error {
 	if string(value) == "null" { // encoding/json would leave the field as it is
 		at.err = errors.New("want a value, got null")
 		return &at
+	} else if string(value) == `""` && slices.Contains(emptyMeansDefault, s.key) {
+		return nil
 	} else if (s.key == "redisDb" || s.key == "redisSsl") && json.Unmarshal(value, &text) == nil {
 		value = asJSON(s.field, text) // the older engine wrote them as strings
 	}

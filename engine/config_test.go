@@ -221,6 +221,29 @@ func TestLoadConfigFileShapes(t *testing.T) {
 	}
 }
 
+func TestLoadConfigOlderEmptyStringsMeanTheDefaults(t *testing.T) {
+	t.Parallel()
+	for name, file := range map[string]string{
+		"flat": `{"redisAddress": "", "redisPassword": "", "redisDb": "", "redisSsl": "",
+  "redisStreamName": "", "redisStreamStatusName": "", "secretHashHeaderName": ""}`,
+		"nested": `{"redis": {"redisAddress": "", "redisDb": "", "redisSsl": "", "redisStreamName": "",
+  "redisStreamStatusName": ""}, "secretHashHeaderName": "", "broker": "redis"}`,
+	} {
+		got, err := Load(writeConfig(t, file), envOf(nil))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		} else if want := resolvedDefault(t); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %+v, want the defaults %+v", name, got, want)
+		}
+	}
+	// Keys the older engine did not have keep refusing "".
+	_, err := Load(writeConfig(t, `{"redisStreamName": "", "consumerGroup": ""}`), envOf(nil))
+	const want = `key "consumerGroup": must not be empty`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf(`consumerGroup "": %v, want an error containing %q`, err, want)
+	}
+}
+
 func TestLoadConfigEnvOverridesFile(t *testing.T) {
 	t.Parallel()
 	path := writeConfig(t, `{

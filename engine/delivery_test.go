@@ -350,6 +350,38 @@ func TestOriginThatIsNotAStreamIDIsIgnored(t *testing.T) {
 	}
 }
 
+func TestAttemptCountsOutOfRangeAreRead(t *testing.T) {
+	for _, c := range []struct {
+		attempt, runStart      any // field values; nil for none
+		wantAttempt, wantStart int
+	}{
+		{"4", "2", 4, 2},
+		{nil, nil, 1, 1},
+		{"3", nil, 3, 3},
+		{"1", "2", 1, 1}, // a schedule cannot start after its attempt
+		{"3", "7", 3, 3},
+		{"0", "0", 1, 1},
+		{"-2", "1", 1, 1},
+		{"9223372036854775807", nil, 1, 1}, // would overflow counted on
+		{"1000001", "1", 1, 1},
+		{"1000000", "999999", 1000000, 999999},
+		{"5", "x", 5, 5},
+	} {
+		values := map[string]any{sendhooks.StreamField: `{"url":"http://127.0.0.1/","data":{}}`}
+		if c.attempt != nil {
+			values[sendhooks.FieldAttempt] = c.attempt
+		}
+		if c.runStart != nil {
+			values[sendhooks.FieldRunStart] = c.runStart
+		}
+		tk := newTask(redis.XMessage{ID: "5-0", Values: values})
+		if tk.attempt != c.wantAttempt || tk.runStart != c.wantStart || tk.bad != nil {
+			t.Errorf("attempt %v, runStart %v: task attempt %d, runStart %d (bad %v); want %d, %d",
+				c.attempt, c.runStart, tk.attempt, tk.runStart, tk.bad, c.wantAttempt, c.wantStart)
+		}
+	}
+}
+
 func TestTooManyInformationalAnswersFailTheAttempt(t *testing.T) {
 	answer := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", maxInformational+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 	res := deliverTo(t, testDeliverer(t), rawReceiver(t, answer))

@@ -218,6 +218,43 @@ func TestAlwaysFailingEndsFailedAndDeadLettered(t *testing.T) {
 	b.waitAcked(t)
 }
 
+func TestAttemptCountsOutOfRangeGetTheirSchedule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusInternalServerError))
+	b.start(t, b.cfg)
+	// Counts that anyone who can write the stream may write: a schedule
+	// starting after its attempt would have read before the schedule's
+	// start, and a count near the integer limit would overflow.
+	add := func(webhookID string, counts ...string) string {
+		values := []any{sendhooks.StreamField, job(rc.URL, webhookID)}
+		for i, name := range []string{sendhooks.FieldAttempt, sendhooks.FieldRunStart} {
+			values = append(values, name, counts[i])
+		}
+		id, err := b.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: b.cfg.JobStream, Values: values}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	wantLast := map[string]int{ // the attempt each ends at: its schedule of 3 waits in full
+		add("start-after", "1", "2"):            4,
+		add("start-far-after", "3", "7"):        6,
+		add("huge", "9223372036854775807", "1"): 4,
+		add("zero", "0", "0"):                   4,
+	}
+	finals := b.finals(t, len(wantLast))
+	for id, last := range wantLast {
+		if ev := finals[id]; ev.Status != sendhooks.StatusFailed || ev.Attempt != last || ev.NumberOfTries != last {
+			t.Errorf("job %s: final %s at attempt %d (%d tries), want failed at attempt %d", id, ev.Status, ev.Attempt, ev.NumberOfTries, last)
+		}
+	}
+	if got, want := len(rc.got()), 4+4+4+4; got != want {
+		t.Errorf("receiver got %d requests, want %d", got, want)
+	}
+	b.waitAcked(t)
+}
+
 func TestGoneEndsTheJobAtOnce(t *testing.T) {
 	t.Parallel()
 	_, final, _ := deliverOne(t, nil, answer(http.StatusGone))

@@ -38,8 +38,10 @@ func newTask(msg redis.XMessage) task {
 		// into the retry set's members, which it must not break.
 		t.origin = v
 	}
-	t.attempt = positiveField(msg.Values, sendhooks.FieldAttempt, 1)
-	t.runStart = positiveField(msg.Values, sendhooks.FieldRunStart, t.attempt)
+	// The counts are written by anyone who can write the stream too: a
+	// schedule cannot start after the attempt it is at.
+	t.attempt = attemptField(msg.Values, sendhooks.FieldAttempt, 1)
+	t.runStart = min(attemptField(msg.Values, sendhooks.FieldRunStart, t.attempt), t.attempt)
 
 	raw, ok := msg.Values[sendhooks.StreamField].(string)
 	if !ok {
@@ -86,16 +88,21 @@ func isDigits(s string) bool {
 	return true
 }
 
-// positiveField reads a whole-number field written by the engine or the
-// monitor; a missing or garbled value falls back to def, since the job
-// itself is still good.
-func positiveField(values map[string]any, name string, def int) int {
+// maxAttempt bounds the attempt numbers read from a stream entry: far
+// more than any schedule (at most 101 attempts) and hand-made retries
+// reach, and far from overflowing when counted on.
+const maxAttempt = 1_000_000
+
+// attemptField reads an attempt number, from 1 to maxAttempt, written by
+// the engine or the monitor; a missing or garbled value falls back to
+// def, since the job itself is still good.
+func attemptField(values map[string]any, name string, def int) int {
 	s, ok := values[name].(string)
 	if !ok {
 		return def
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
+	if err != nil || n < 1 || n > maxAttempt {
 		return def
 	}
 	return n
