@@ -109,7 +109,7 @@ func (j Job) Validate() error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return badJob("the url %q is not http or https", j.URL)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" { // "http://:80/" has a Host, ":80", but no host to reach
 		return badJob("the url %q has no host", j.URL)
 	}
 	return nil

@@ -45,6 +45,9 @@ func TestParseJobRefusesBadJobsWithAReason(t *testing.T) {
 		`{"url": "ftp://files.example/x"}`: `the url "ftp://files.example/x" is not http or https`,
 		`{"url": "example.com/hook"}`:      `the url "example.com/hook" is not http or https`,
 		`{"url": "http://"}`:               `the url "http://" has no host`,
+		`{"url": "http://:80/"}`:           `the url "http://:80/" has no host`,
+		`{"url": "https://:443"}`:          `the url "https://:443" has no host`,
+		`{"url": "http://@:8080/"}`:        `the url "http://@:8080/" has no host`,
 		`{"url": "http://a b/"}`:           `the url "http://a b/" does not parse`,
 	} {
 		_, err := ParseJob([]byte(doc))

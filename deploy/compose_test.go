@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/sendhooks/sendhooks/engine"
 )
 
 // root is the repository root, seen from this package's directory.
@@ -197,6 +200,27 @@ func TestComposeServices(t *testing.T) {
 				t.Errorf("depends_on = %v, want %v", got, w.dependsOn)
 			}
 		})
+	}
+}
+
+// The engine and the monitor get the time their own shutdown takes before
+// Docker kills them: the engine its config file's shutdownTimeout for the
+// requests in flight, and then the writing of their outcomes.
+func TestComposeLetsTheEngineAndMonitorStop(t *testing.T) {
+	p := loadCompose(t)
+	cfg, err := engine.Load(filepath.Join(root, "config.example.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]time.Duration{"sendhooks": 45 * time.Second, "sendhooks-monitoring": 20 * time.Second} {
+		s := service(t, p, name)
+		if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) != want {
+			t.Errorf("%s: stop_grace_period = %v, want %v", name, s.StopGracePeriod, want)
+		}
+	}
+	// The outcomes' write is bounded at 5s.
+	if grace := service(t, p, "sendhooks").StopGracePeriod; grace != nil && time.Duration(*grace) < cfg.ShutdownTimeout+10*time.Second {
+		t.Errorf("sendhooks: stop_grace_period %v leaves under 10s after the mounted config's shutdownTimeout %v", *grace, cfg.ShutdownTimeout)
 	}
 }
 
