@@ -132,8 +132,14 @@ type bulkRetryAnswer struct {
 	// a retry already queued or under way.
 	Skipped int `json:"skipped"`
 	// Truncated says that more hooks matched than one call retries.
-	Truncated bool             `json:"truncated"`
-	Hooks     []monitor.Queued `json:"hooks"`
+	Truncated bool `json:"truncated"`
+	// SearchPartial says a substring search or a delivered range reached
+	// the end of its window (the newest 100,000 failed webhooks of the
+	// other filters) before it found maxBulkRetry hooks: older ones may
+	// match too and were not looked at; narrow createdEndDate to reach
+	// them. Present (true) only then, as in the list's meta.
+	SearchPartial bool             `json:"searchPartial,omitempty"`
+	Hooks         []monitor.Queued `json:"hooks"`
 }
 
 // retryHooks answers POST /hooks/retry: the failed hooks that the list's
@@ -149,11 +155,11 @@ func (a *api) retryHooks(c echo.Context) error {
 		return badParameter("status must be failed or left out: only failed webhooks are retried in bulk, got %q", c.QueryParam("status"))
 	}
 	f.Statuses = []sendhooks.Status{sendhooks.StatusFailed}
-	hooks, err := monitor.Collect(c.Request().Context(), a.store, f, maxBulkRetry+1)
+	hooks, partial, err := monitor.Collect(c.Request().Context(), a.store, f, maxBulkRetry+1)
 	if err != nil {
 		return err
 	}
-	ans := bulkRetryAnswer{Hooks: []monitor.Queued{}}
+	ans := bulkRetryAnswer{SearchPartial: partial, Hooks: []monitor.Queued{}}
 	if len(hooks) > maxBulkRetry {
 		hooks, ans.Truncated = hooks[:maxBulkRetry], true
 	}

@@ -27,6 +27,9 @@ const dashboardLimit = 20
 const (
 	paramQueued  = "queued"
 	paramSkipped = "skipped"
+	// paramPartial (1) says the search of the bulk retry stopped at the
+	// end of its window (monitor.Collect).
+	paramPartial = "searchPartial"
 )
 
 // listQuery reads the list's filters, position (older, newer, or the old
@@ -35,7 +38,7 @@ const (
 // limit=500 as 100), so that links show what the page shows. strict
 // refuses parameters it does not know, for the bulk retry's form.
 func listQuery(q url.Values, strict bool) (list.Data, monitor.ListQuery, error) {
-	allowed := append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped}, filterParams...)
+	allowed := append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped, paramPartial}, filterParams...)
 	p := newParams(q, allowed...)
 	if strict {
 		p = newStrictParams(q, allowed...)
@@ -114,6 +117,10 @@ func (d *dashboard) listPage(c echo.Context) error {
 			data.Notice += "; " + s + " could not be retried (the engine did not report their payload)"
 		}
 		data.Notice += "."
+		if q.Get(paramPartial) == "1" {
+			data.Notice += " The search looked through the newest 100,000 failed webhooks of these filters only: " +
+				"older ones may match too (narrow the created dates to reach them)."
+		}
 	}
 	return render(c, status, list.Page(d.page(c, "Webhooks", layout.NavHooks), data))
 }
@@ -171,9 +178,10 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	queued, skipped := 0, 0
+	queued, skipped, partial := 0, 0, false
 	if f, ok := failedFilter(lq.Filter); ok {
-		hooks, err := monitor.Collect(c.Request().Context(), d.store, f, maxBulkRetry)
+		var hooks []monitor.Hook
+		hooks, partial, err = monitor.Collect(c.Request().Context(), d.store, f, maxBulkRetry)
 		if err != nil {
 			return err
 		}
@@ -186,6 +194,9 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 	back := data.Query
 	back.Set(paramQueued, strconv.Itoa(queued))
 	back.Set(paramSkipped, strconv.Itoa(skipped))
+	if partial {
+		back.Set(paramPartial, "1")
+	}
 	return c.Redirect(http.StatusSeeOther, "/?"+back.Encode())
 }
 

@@ -190,6 +190,14 @@ func TestDashboardBulkRetry(t *testing.T) {
 		!strings.Contains(body, `hx-get="/partials/hooks?"`) {
 		t.Fatalf("list after bulk retry:\n%s", body)
 	}
+	// A bulk retry whose search stopped at the end of its window
+	// (monitor.Collect) says so, and links drop the report.
+	_, _, body = d.get(t, "/?search=new.example&queued=2&skipped=0&searchPartial=1")
+	want := `<p class="notice" role="status">2 failed webhooks queued for retry. The search looked through the newest 100,000 ` +
+		`failed webhooks of these filters only: older ones may match too (narrow the created dates to reach them).</p>`
+	if !strings.Contains(body, want) || strings.Contains(body, "searchPartial=") {
+		t.Fatalf("list after a bulk retry that stopped at its window: no %s, or a link keeps the report:\n%s", want, body)
+	}
 }
 
 func TestDashboardStats(t *testing.T) {
