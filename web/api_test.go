@@ -233,3 +233,18 @@ func TestRetryFailedHooksInBulk(t *testing.T) {
 		t.Fatalf("bulk retry of successes: %d %s", status, body)
 	}
 }
+
+// TestEmptyHookIDFindsNothing sends the retry of one webhook an empty id:
+// the engine's hooks carry no messageId when the producer gave none, and
+// "" must not find (and retry) one of them.
+func TestEmptyHookIDFindsNothing(t *testing.T) {
+	a := startAPI(t, APIConfig{})
+	a.seed(t, engineEvent("1767348000000-0", 2, sendhooks.StatusFailed, 10))
+	status, _, body := a.do(t, http.MethodPost, "/api/sendhooks/v1/hooks//retry", nil)
+	if want := errorBody(t, "HOOK_NOT_FOUND", `no webhook has the id ""`); status != http.StatusNotFound || body != want {
+		t.Errorf("POST /hooks//retry: %d %s, want 404 %s", status, body, want)
+	}
+	if n := len(jobEntries(t, a)); n != 0 {
+		t.Fatalf("%d job entries queued by the empty id, want 0", n)
+	}
+}

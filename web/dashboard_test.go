@@ -390,3 +390,21 @@ func TestLoadDashboardConfig(t *testing.T) {
 		t.Fatalf("empty environment: %+v %v", c, err)
 	}
 }
+
+// TestDashboardEmptyHookIDFindsNothing sends the retry of one webhook an
+// empty id: the engine's hooks carry no messageId when the producer gave
+// none, and "" must not retry one of them. (GET /hooks/ and
+// /partials/hooks/ are the list's, with a trailing slash.)
+func TestDashboardEmptyHookIDFindsNothing(t *testing.T) {
+	d := startDashboard(t, nil)
+	seedDashboard(t, d)
+	token := d.csrf(t, "/retry-failed")
+	status, _, body := d.post(t, "/hooks//retry", url.Values{"csrf": {token}})
+	want := `<p>No webhook has the id <code></code>.`
+	if status != http.StatusNotFound || !strings.Contains(body, "<h1>Webhook not found</h1>") || !strings.Contains(body, want) {
+		t.Errorf("POST /hooks//retry: %d, want 404 and the not-found page\n%s", status, body)
+	}
+	if n := d.rdb.XLen(context.Background(), jobStream).Val(); n != 0 {
+		t.Fatalf("%d jobs queued by the empty id, want 0", n)
+	}
+}

@@ -19,6 +19,11 @@ var searchWindow = monitor.SearchWindow
 // hook's producer webhookId (hooks_external), then as the newest hook's
 // messageId (hooks_message).
 func (s *Store) Get(ctx context.Context, id string) (monitor.Hook, error) {
+	if id == "" {
+		// An empty external_id or message_id is no id: it would match
+		// any hook without one.
+		return monitor.Hook{}, fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
+	}
 	for _, q := range []string{
 		`SELECT doc FROM hooks WHERE id = ?`,
 		`SELECT doc FROM hooks INDEXED BY hooks_external WHERE external_id = ? ORDER BY created DESC LIMIT 1`,

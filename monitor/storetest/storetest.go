@@ -314,9 +314,19 @@ func testGet(t *testing.T, s monitor.Store) {
 			t.Errorf("Get(%q) = %q, %v; want %q", c.id, got.ID, err, c.want)
 		}
 	}
+	// The older engine wrote no messageId: "" is no id, and must not find
+	// such a hook (an empty path id would retry it).
+	old := sendhooks.StatusEvent{WebhookID: "old-engine-hook", URL: "http://127.0.0.1:9001/Orders", Status: sendhooks.StatusFailed,
+		Created: sendhooks.Time{Time: base}, NumberOfTries: 1}
+	if err := s.Apply(ctx(t), []monitor.Event{{EntryID: "1-0", StatusEvent: old}}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got, err := s.Get(ctx(t), "old-engine-hook"); err != nil || got.MessageID != "" {
+		t.Fatalf(`Get("old-engine-hook") = %+v, %v; want the hook, without a messageId`, got, err)
+	}
 	for _, id := range []string{"no-such-hook", "", "order-1", "Order-"} {
-		if _, err := s.Get(ctx(t), id); !errors.Is(err, monitor.ErrNotFound) {
-			t.Errorf("Get(%q) error %v, want ErrNotFound", id, err)
+		if got, err := s.Get(ctx(t), id); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("Get(%q) = %q, %v; want ErrNotFound", id, got.ID, err)
 		}
 	}
 }
