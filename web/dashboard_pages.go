@@ -111,10 +111,12 @@ func (d *dashboard) listPage(c echo.Context) error {
 			return err
 		}
 	}
-	if n := q.Get(paramQueued); n != "" && data.Problem == "" {
-		data.Notice = n + " failed webhooks queued for retry"
-		if s := q.Get(paramSkipped); s != "" && s != "0" {
-			data.Notice += "; " + s + " could not be retried (the engine did not report their payload)"
+	// The counts are read as numbers, as the detail page reads its own:
+	// a link can carry any text in them, which the banner must not show.
+	if n, err := strconv.Atoi(q.Get(paramQueued)); err == nil && n >= 0 && data.Problem == "" {
+		data.Notice = fmt.Sprintf("%d failed webhooks queued for retry", n)
+		if s, err := strconv.Atoi(q.Get(paramSkipped)); err == nil && s > 0 {
+			data.Notice += fmt.Sprintf("; %d could not be retried (the engine did not report their payload)", s)
 		}
 		data.Notice += "."
 		if q.Get(paramPartial) == "1" {

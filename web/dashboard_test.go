@@ -200,6 +200,37 @@ func TestDashboardBulkRetry(t *testing.T) {
 	}
 }
 
+// TestDashboardBulkRetryBannerShowsNumbersOnly opens the list with the
+// bulk retry's report carrying text: a link anyone can send, so the
+// banner shows the counts as numbers, or nothing.
+func TestDashboardBulkRetryBannerShowsNumbersOnly(t *testing.T) {
+	d := startDashboard(t, nil)
+	seedDashboard(t, d)
+	const lure = "Your session has expired, call +1 555 0100"
+	for query, want := range map[string]string{
+		"queued=" + url.QueryEscape("0. "+lure):                     "",
+		"queued=" + url.QueryEscape(lure):                           "",
+		"queued=-1":                                                 "",
+		"queued=2&skipped=" + url.QueryEscape("1. "+lure):           "2 failed webhooks queued for retry.",
+		"queued=%2B3&skipped=01":                                    "3 failed webhooks queued for retry; 1 could not be retried (the engine did not report their payload).",
+		"queued=4&skipped=0":                                        "4 failed webhooks queued for retry.",
+		"queued=5&skipped=2&searchPartial=" + url.QueryEscape(lure): "5 failed webhooks queued for retry; 2 could not be retried (the engine did not report their payload).",
+	} {
+		status, _, body := d.get(t, "/?"+query)
+		if status != http.StatusOK || strings.Contains(body, "session has expired") {
+			t.Errorf("/?%s: %d, or the banner shows the link's text\n%s", query, status, body)
+			continue
+		}
+		got := "" // no banner
+		if m := regexp.MustCompile(`<p class="notice" role="status">([^<]*)</p>`).FindStringSubmatch(body); m != nil {
+			got = m[1]
+		}
+		if got != want {
+			t.Errorf("/?%s: banner %q, want %q", query, got, want)
+		}
+	}
+}
+
 func TestDashboardStats(t *testing.T) {
 	d := startDashboard(t, nil)
 	seedDashboard(t, d)
