@@ -112,6 +112,10 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 // goStringLayout is time.Time.String()'s layout without the monotonic part.
 const goStringLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 
+// goOffsetLayout is goStringLayout without the zone name, for the names
+// that the MST element does not read (see ParseTime).
+const goOffsetLayout = "2006-01-02 15:04:05.999999999 -0700"
+
 // ParseTime reads a timestamp in RFC 3339 or in Go's time.Time.String()
 // form; "" is the zero time.
 func ParseTime(s string) (time.Time, error) {
@@ -128,6 +132,15 @@ func ParseTime(s string) (time.Time, error) {
 		s = s[:i]
 	}
 	t, err := time.Parse(goStringLayout, s)
+	if err != nil {
+		// A zone without a letter abbreviation is named by its offset:
+		// Asia/Tehran writes "+0330 +0330", Asia/Kathmandu "+0545 +0545".
+		// MST reads such a name only as whole hours ("+04"), so the name
+		// is dropped when it repeats the offset, which gives the instant.
+		if i := strings.LastIndexByte(s, ' '); i >= 0 && strings.HasSuffix(s[:i], s[i:]) {
+			t, err = time.Parse(goOffsetLayout, s[:i])
+		}
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("timestamp %q is neither RFC 3339 nor Go's time format", s)
 	}

@@ -103,7 +103,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // hooks returns every stored hook by id.
 func (e *testEnv) hooks(t *testing.T) map[string]monitor.Hook {
 	t.Helper()
-	hs, err := monitor.Collect(context.Background(), e.store, monitor.Filter{}, 10_000)
+	hs, _, err := monitor.Collect(context.Background(), e.store, monitor.Filter{}, 10_000)
 	if err != nil {
 		return nil
 	}

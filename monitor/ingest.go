@@ -179,41 +179,54 @@ func (r *reader) claim(ctx context.Context) error {
 }
 
 // process stores the events of msgs and acknowledges them all. An event
-// that does not parse is logged, counted and acknowledged; so is one the
-// store refuses for good, once it is set aside in the rejected stream. A
-// write that fails otherwise is retried until it succeeds or ctx is done.
+// that does not parse, and one the store refuses for good, is set aside in
+// the rejected stream with the reason, logged, counted and acknowledged:
+// kept for a person to look at (a timestamp in a form not read yet can be
+// fixed and the event replayed), never blocking the stream. A write that
+// fails otherwise is retried until it succeeds or ctx is done.
 func (r *reader) process(ctx context.Context, msgs []redis.XMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	ids := make([]string, len(msgs))
 	events := make([]Event, 0, len(msgs))
+	var unparsed []rejection
 	for i, m := range msgs {
 		ids[i] = m.ID
 		ev, err := parseEntry(m)
 		if err != nil {
-			r.metrics.parseFailures.Inc()
-			r.log.Warn("status event skipped: it does not parse", "stream", r.stream, "entryId", m.ID, "err", err)
+			unparsed = append(unparsed, rejection{m.ID, fmt.Errorf("the event does not parse: %w", err)})
 			continue
 		}
 		events = append(events, ev)
 	}
-	rejected, err := r.write(ctx, events)
+	refused, err := r.write(ctx, events)
 	if err != nil {
 		return err
 	}
-	if err := r.setAside(ctx, msgs, rejected); err != nil {
+	if err := r.setAside(ctx, msgs, append(unparsed, refused...)); err != nil {
 		return err
 	}
-	// Acknowledge even when shutting down: the events are stored.
+	// Acknowledge even when shutting down: the events are stored or set aside.
 	if err := r.rdb.XAck(context.WithoutCancel(ctx), r.stream, r.group, ids...).Err(); err != nil {
 		return fmt.Errorf("acknowledge %d events: %w", len(ids), err)
 	}
-	r.metrics.ingested.Add(float64(len(events) - len(rejected)))
+	for _, rej := range unparsed {
+		r.metrics.parseFailures.Inc()
+		r.log.Warn("status event set aside: it does not parse", "stream", r.stream, "entryId", rej.entryID,
+			"setAsideIn", sendhooks.RejectedStream(r.stream), "err", rej.err)
+	}
+	for _, rej := range refused {
+		r.metrics.rejected.Inc()
+		r.log.Warn("status event set aside: the store refuses it", "stream", r.stream, "entryId", rej.entryID,
+			"setAsideIn", sendhooks.RejectedStream(r.stream), "err", rej.err)
+	}
+	r.metrics.ingested.Add(float64(len(events) - len(refused)))
 	return nil
 }
 
-// rejection is an event the store refused for good, and why.
+// rejection is an event that did not parse or that the store refused for
+// good, and why.
 type rejection struct {
 	entryID string
 	err     error
@@ -278,12 +291,7 @@ func (r *reader) setAside(ctx context.Context, msgs []redis.XMessage, rejected [
 		})
 	}
 	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("set %d refused events aside in %s: %w", len(rejected), sendhooks.RejectedStream(r.stream), err)
-	}
-	for _, rej := range rejected {
-		r.metrics.rejected.Inc()
-		r.log.Warn("status event set aside: the store refuses it", "stream", r.stream, "entryId", rej.entryID,
-			"setAsideIn", sendhooks.RejectedStream(r.stream), "err", rej.err)
+		return fmt.Errorf("set %d rejected events aside in %s: %w", len(rejected), sendhooks.RejectedStream(r.stream), err)
 	}
 	return nil
 }

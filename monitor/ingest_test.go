@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -102,22 +103,49 @@ func TestIngestOutOfOrderAndDuplicateEvents(t *testing.T) {
 	}
 }
 
+// TestIngestUnparsableEvents writes events the monitor cannot read among
+// good ones: each is set aside in the rejected stream with the reason, as
+// it was written, counted and acknowledged, and the good one is stored.
 func TestIngestUnparsableEvents(t *testing.T) {
 	e := newTestEnv(t)
 	reg := e.startIngester(t, "m1", nil)
-	e.add(t, "not json")
-	e.add(t, `{"webhookId":"no status"}`)
-	if err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: testStream, Values: []any{"other", "x"}}).Err(); err != nil {
+	notJSON := e.add(t, "not json")
+	noStatus := e.add(t, `{"webhookId":"no status"}`)
+	noData, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: testStream, Values: []any{"other", "x"}}).Result()
+	if err != nil {
 		t.Fatal(err)
 	}
+	badTime := e.add(t, `{"webhookId":"bad time","status":"success","created":"yesterday"}`)
 	e.add(t, `{"webhookId":"good","status":"failed","deliveryError":"gone"}`)
 	eventually(t, 20*time.Second, "the good event stored", func() bool { return e.hooks(t)["good"].Status == sendhooks.StatusFailed })
 	eventually(t, 5*time.Second, "all acknowledged", func() bool { return e.pending(t) == 0 })
-	if n := counter(t, reg, "sendhooks_monitor_event_parse_failures_total"); n != 3 {
-		t.Fatalf("%v parse failures counted, want 3", n)
+	if n := counter(t, reg, "sendhooks_monitor_event_parse_failures_total"); n != 4 {
+		t.Fatalf("%v parse failures counted, want 4", n)
+	}
+	if n := counter(t, reg, "sendhooks_monitor_events_rejected_total"); n != 0 {
+		t.Fatalf("%v events counted as refused by the store, want 0", n)
 	}
 	if n := len(e.hooks(t)); n != 1 {
 		t.Fatalf("%d hooks stored, want 1", n)
+	}
+	set, err := e.rdb.XRange(context.Background(), sendhooks.RejectedStream(testStream), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{
+		{"data": "not json", "entryId": notJSON, "reason": "the event does not parse: not a JSON object: invalid character 'o' in literal null (expecting 'u')"},
+		{"data": `{"webhookId":"no status"}`, "entryId": noStatus, "reason": "the event does not parse: the event has no status"},
+		{"data": "", "entryId": noData, "reason": `the event does not parse: the entry has no "data" field`},
+		{"data": `{"webhookId":"bad time","status":"success","created":"yesterday"}`, "entryId": badTime,
+			"reason": `the event does not parse: not a status event: timestamp "yesterday" is neither RFC 3339 nor Go's time format`},
+	}
+	if len(set) != len(want) {
+		t.Fatalf("rejected stream: %d entries %v, want %d", len(set), set, len(want))
+	}
+	for i, w := range want {
+		if !reflect.DeepEqual(set[i].Values, w) {
+			t.Errorf("set aside %d:\n got %v\nwant %v", i, set[i].Values, w)
+		}
 	}
 }
 

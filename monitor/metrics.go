@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m := &Metrics{
 		ingested:      counter("events_ingested_total", "Status events stored and acknowledged."),
-		parseFailures: counter("event_parse_failures_total", "Status events that could not be parsed; they are logged and acknowledged."),
+		parseFailures: counter("event_parse_failures_total", "Status events that could not be parsed; they are set aside in the rejected stream and acknowledged."),
 		writeFailures: counter("write_failures_total", "Batch writes to the store that failed and are retried."),
 		lag:           gauge("lag_events", "Status events in the stream not yet read by the consumer group."),
 		pending:       gauge("pending_events", "Status events read by the consumer group but not yet acknowledged."),

@@ -186,20 +186,30 @@ func inRange(t *time.Time, from, to time.Time) bool {
 // Collect returns up to n hooks that f selects, newest first, reading the
 // store a page at a time (for bulk retries, which act on more hooks than
 // one page holds).
-func Collect(ctx context.Context, s Store, f Filter, n int) ([]Hook, error) {
-	var out []Hook
+//
+// A filter that the search window serves (a substring search, a delivered
+// range) reads up to SearchWindow index entries per page. Collect stops at
+// the first page that reaches its window's end before it fills, and
+// reports partial: older hooks may match too, and were not looked at.
+// Otherwise a search that matches few hooks would read every hook the
+// other filters select, a window at a time. So one call reads at most one
+// window per MaxLimit hooks asked for.
+func Collect(ctx context.Context, s Store, f Filter, n int) (hooks []Hook, partial bool, err error) {
 	q := ListQuery{Filter: f, NoTotal: true}
-	for len(out) < n {
-		q.Limit = min(MaxLimit, n-len(out))
+	for len(hooks) < n {
+		q.Limit = min(MaxLimit, n-len(hooks))
 		p, err := s.List(ctx, q)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		out = append(out, p.Hooks...)
+		hooks = append(hooks, p.Hooks...)
+		if p.Partial {
+			return hooks, true, nil
+		}
 		if p.Older == nil {
 			break
 		}
 		q.Older = p.Older
 	}
-	return out, nil
+	return hooks, false, nil
 }

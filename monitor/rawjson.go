@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"strings"
 )
 
 // RawJSON is JSON text kept as a string in MongoDB and written as JSON by
@@ -22,13 +23,19 @@ type JobJSON string
 
 // MarshalJSON writes the job as a JSON object without its secretHash, or
 // as a JSON string when it is not a JSON object (a bad job).
+//
+// Every member named secretHash in any case is redacted: the engine reads
+// the name regardless of case (sendhooks.ParseJob) and keeps the last of
+// several, so any of them may be the key the requests are signed with.
 func (j JobJSON) MarshalJSON() ([]byte, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(j), &fields); err != nil {
 		return json.Marshal(string(j))
 	}
-	if _, ok := fields["secretHash"]; ok {
-		fields["secretHash"] = json.RawMessage(`"[redacted]"`)
+	for name := range fields {
+		if strings.EqualFold(name, "secretHash") {
+			fields[name] = json.RawMessage(`"[redacted]"`)
+		}
 	}
 	return json.Marshal(fields)
 }

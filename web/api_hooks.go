@@ -94,7 +94,12 @@ func (a *api) getHook(c echo.Context) error {
 // hook loads the hook named by the path's id.
 func (a *api) hook(c echo.Context) (monitor.Hook, error) {
 	id := pathID(c)
-	h, err := a.store.Get(c.Request().Context(), id)
+	h, err := monitor.Hook{}, monitor.ErrNotFound
+	// An empty id (POST /hooks//retry) names no webhook: it must not
+	// reach a store that could match it with a hook's empty messageId.
+	if id != "" {
+		h, err = a.store.Get(c.Request().Context(), id)
+	}
 	if errors.Is(err, monitor.ErrNotFound) {
 		return h, &statusError{http.StatusNotFound, apiError{Code: "HOOK_NOT_FOUND", Description: fmt.Sprintf("no webhook has the id %q", id)}}
 	}
@@ -132,8 +137,14 @@ type bulkRetryAnswer struct {
 	// a retry already queued or under way.
 	Skipped int `json:"skipped"`
 	// Truncated says that more hooks matched than one call retries.
-	Truncated bool             `json:"truncated"`
-	Hooks     []monitor.Queued `json:"hooks"`
+	Truncated bool `json:"truncated"`
+	// SearchPartial says a substring search or a delivered range reached
+	// the end of its window (the newest 100,000 failed webhooks of the
+	// other filters) before it found maxBulkRetry hooks: older ones may
+	// match too and were not looked at; narrow createdEndDate to reach
+	// them. Present (true) only then, as in the list's meta.
+	SearchPartial bool             `json:"searchPartial,omitempty"`
+	Hooks         []monitor.Queued `json:"hooks"`
 }
 
 // retryHooks answers POST /hooks/retry: the failed hooks that the list's
@@ -149,11 +160,11 @@ func (a *api) retryHooks(c echo.Context) error {
 		return badParameter("status must be failed or left out: only failed webhooks are retried in bulk, got %q", c.QueryParam("status"))
 	}
 	f.Statuses = []sendhooks.Status{sendhooks.StatusFailed}
-	hooks, err := monitor.Collect(c.Request().Context(), a.store, f, maxBulkRetry+1)
+	hooks, partial, err := monitor.Collect(c.Request().Context(), a.store, f, maxBulkRetry+1)
 	if err != nil {
 		return err
 	}
-	ans := bulkRetryAnswer{Hooks: []monitor.Queued{}}
+	ans := bulkRetryAnswer{SearchPartial: partial, Hooks: []monitor.Queued{}}
 	if len(hooks) > maxBulkRetry {
 		hooks, ans.Truncated = hooks[:maxBulkRetry], true
 	}

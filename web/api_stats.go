@@ -1,6 +1,7 @@
 package web
 
 import (
+	"math/big"
 	"net/http"
 	"time"
 
@@ -32,7 +33,7 @@ func (a *api) stats(c echo.Context) error {
 	if p.err != nil {
 		return p.err
 	}
-	if n := to.Sub(from)/bucket + 1; n > monitor.MaxStatsBuckets {
+	if n := bucketCount(from, to, bucket); n > monitor.MaxStatsBuckets {
 		return badParameter("bucket %s splits the range into %d buckets; at most %d are allowed", bucket, n, monitor.MaxStatsBuckets)
 	}
 	st, err := a.store.Stats(c.Request().Context(), monitor.StatsQuery{From: from, To: to, Bucket: bucket})
@@ -40,4 +41,15 @@ func (a *api) stats(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, st)
+}
+
+// bucketCount is how many buckets of width w monitor.BuildStats makes for
+// [from, to], from not after to: one per start from from to to. It is
+// counted on the dates, not on to.Sub(from), which stops at the largest
+// time.Duration (about 292 years) and would let a longer range through.
+func bucketCount(from, to time.Time, w time.Duration) int64 {
+	span := new(big.Int).Mul(big.NewInt(to.Unix()-from.Unix()), big.NewInt(int64(time.Second)))
+	span.Add(span, big.NewInt(int64(to.Nanosecond()-from.Nanosecond())))
+	// Years 0000 to 9999 in buckets of a minute or more: fits an int64.
+	return span.Quo(span, big.NewInt(int64(w))).Int64() + 1
 }

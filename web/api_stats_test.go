@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/sendhooks/sendhooks"
 	"github.com/sendhooks/sendhooks/monitor"
@@ -77,5 +78,30 @@ func TestStats(t *testing.T) {
 	a.getJSON(t, "/api/sendhooks/v1/stats/?since=1h&_=1&from=2026-01-02+00:00:00&to=Fri,+02+Jan+2026+23:59:59.999+GMT&bucket=6h", &lenient)
 	if !reflect.DeepEqual(lenient, want) {
 		t.Fatalf("stats of the old forms\n got %+v\nwant %+v", lenient, want)
+	}
+}
+
+// TestStatsBucketsCountedOnTheDates asks for ranges longer than the
+// largest time.Duration (about 292 years): their buckets are counted on
+// the dates, so the bound on buckets holds, to the bucket.
+func TestStatsBucketsCountedOnTheDates(t *testing.T) {
+	a := startAPI(t, APIConfig{})
+	// 0000-01-01 to the end of 9999-12-31 is 3,652,425 days (25 cycles of
+	// 400 years) less a millisecond: 87,658,200 hours less a millisecond.
+	for query, description := range map[string]string{
+		"from=0000-01-01&to=9999-12-31&bucket=2600h":  `bucket 2600h0m0s splits the range into 33715 buckets; at most 1000 are allowed`,
+		"from=0000-01-01&to=9999-12-31&bucket=87658h": `bucket 87658h0m0s splits the range into 1001 buckets; at most 1000 are allowed`,
+		"from=0000-01-01&to=2026-01-01&bucket=17520h": `bucket 17520h0m0s splits the range into 1014 buckets; at most 1000 are allowed`,
+		"from=1000-01-01&to=1292-12-31&bucket=1m0.5s": `bucket 1m0.5s splits the range into 152830890 buckets; at most 1000 are allowed`,
+	} {
+		status, _, body := a.do(t, http.MethodGet, "/api/sendhooks/v1/stats?"+query, nil)
+		if want := errorBody(t, "BAD_PARAMETER", description); status != http.StatusBadRequest || body != want {
+			t.Errorf("%s: %d %.300s, want 400 %s", query, status, body, want)
+		}
+	}
+	var st monitor.Stats
+	a.getJSON(t, "/api/sendhooks/v1/stats?from=0000-01-01&to=9999-12-31&bucket=87700h", &st)
+	if n := len(st.Buckets); n != 1000 || !st.Buckets[999].Start.Equal(time.Date(0, 1, 1, 999*87700, 0, 0, 0, time.UTC)) {
+		t.Fatalf("%d buckets, the last at %v; want 1000", n, st.Buckets[len(st.Buckets)-1].Start)
 	}
 }

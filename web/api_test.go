@@ -233,3 +233,61 @@ func TestRetryFailedHooksInBulk(t *testing.T) {
 		t.Fatalf("bulk retry of successes: %d %s", status, body)
 	}
 }
+
+// TestEmptyHookIDFindsNothing sends the retry of one webhook an empty id:
+// the engine's hooks carry no messageId when the producer gave none, and
+// "" must not find (and retry) one of them.
+func TestEmptyHookIDFindsNothing(t *testing.T) {
+	a := startAPI(t, APIConfig{})
+	a.seed(t, engineEvent("1767348000000-0", 2, sendhooks.StatusFailed, 10))
+	status, _, body := a.do(t, http.MethodPost, "/api/sendhooks/v1/hooks//retry", nil)
+	if want := errorBody(t, "HOOK_NOT_FOUND", `no webhook has the id ""`); status != http.StatusNotFound || body != want {
+		t.Errorf("POST /hooks//retry: %d %s, want 404 %s", status, body, want)
+	}
+	if n := len(jobEntries(t, a)); n != 0 {
+		t.Fatalf("%d job entries queued by the empty id, want 0", n)
+	}
+}
+
+// TestJobSecretHashRedactedInAnyCase serves a job whose secretHash is
+// spelled in other cases, twice: the engine reads the member in any case
+// (and keeps the last of duplicates), so every such member is the signing
+// key and none is served in clear, by the API or the dashboard.
+func TestJobSecretHashRedactedInAnyCase(t *testing.T) {
+	a := startAPI(t, APIConfig{})
+	ev := engineEvent("1767348000000-0", 2, sendhooks.StatusFailed, 10)
+	ev.Job = `{"url":"https://new.example/hook","data":{"secretHash":"in the payload"},"SecretHash":"k-one",` +
+		`"SECRETHASH":"k-two","secret\u0048ASH":"k-three","secretHashes":"not a key"}`
+	a.seed(t, ev)
+	want := `{"SECRETHASH":"[redacted]","SecretHash":"[redacted]","data":{"secretHash":"in the payload"},` +
+		`"secretHASH":"[redacted]","secretHashes":"not a key","url":"https://new.example/hook"}`
+	var one struct {
+		Job json.RawMessage `json:"job"`
+	}
+	a.getJSON(t, "/api/sendhooks/v1/hooks/1767348000000-0", &one)
+	if string(one.Job) != want {
+		t.Errorf("GET /hooks/{id}: job %s, want %s", one.Job, want)
+	}
+	var list struct {
+		Data []struct {
+			Job json.RawMessage `json:"job"`
+		} `json:"data"`
+	}
+	a.getJSON(t, "/api/sendhooks/v1/hooks", &list)
+	if len(list.Data) != 1 || string(list.Data[0].Job) != want {
+		t.Errorf("GET /hooks: %d hooks, the first with the job %s; want one with %s", len(list.Data), list.Data[0].Job, want)
+	}
+
+	// The dashboard shows the job's data alone.
+	d := startDashboard(t, nil)
+	(&testAPI{store: d.store}).seed(t, ev)
+	status, _, body := d.get(t, "/hooks/1767348000000-0")
+	if status != http.StatusOK || !strings.Contains(body, "in the payload") {
+		t.Fatalf("detail page: %d, without the payload\n%s", status, body)
+	}
+	for _, key := range []string{"k-one", "k-two", "k-three"} {
+		if strings.Contains(body, key) {
+			t.Errorf("the detail page shows the secretHash %q", key)
+		}
+	}
+}

@@ -27,6 +27,9 @@ const dashboardLimit = 20
 const (
 	paramQueued  = "queued"
 	paramSkipped = "skipped"
+	// paramPartial (1) says the search of the bulk retry stopped at the
+	// end of its window (monitor.Collect).
+	paramPartial = "searchPartial"
 )
 
 // listQuery reads the list's filters, position (older, newer, or the old
@@ -35,7 +38,7 @@ const (
 // limit=500 as 100), so that links show what the page shows. strict
 // refuses parameters it does not know, for the bulk retry's form.
 func listQuery(q url.Values, strict bool) (list.Data, monitor.ListQuery, error) {
-	allowed := append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped}, filterParams...)
+	allowed := append([]string{"page", "limit", "older", "newer", paramQueued, paramSkipped, paramPartial}, filterParams...)
 	p := newParams(q, allowed...)
 	if strict {
 		p = newStrictParams(q, allowed...)
@@ -108,12 +111,18 @@ func (d *dashboard) listPage(c echo.Context) error {
 			return err
 		}
 	}
-	if n := q.Get(paramQueued); n != "" && data.Problem == "" {
-		data.Notice = n + " failed webhooks queued for retry"
-		if s := q.Get(paramSkipped); s != "" && s != "0" {
-			data.Notice += "; " + s + " could not be retried (the engine did not report their payload)"
+	// The counts are read as numbers, as the detail page reads its own:
+	// a link can carry any text in them, which the banner must not show.
+	if n, err := strconv.Atoi(q.Get(paramQueued)); err == nil && n >= 0 && data.Problem == "" {
+		data.Notice = fmt.Sprintf("%d failed webhooks queued for retry", n)
+		if s, err := strconv.Atoi(q.Get(paramSkipped)); err == nil && s > 0 {
+			data.Notice += fmt.Sprintf("; %d could not be retried (the engine did not report their payload)", s)
 		}
 		data.Notice += "."
+		if q.Get(paramPartial) == "1" {
+			data.Notice += " The search looked through the newest 100,000 failed webhooks of these filters only: " +
+				"older ones may match too (narrow the created dates to reach them)."
+		}
 	}
 	return render(c, status, list.Page(d.page(c, "Webhooks", layout.NavHooks), data))
 }
@@ -171,9 +180,10 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	queued, skipped := 0, 0
+	queued, skipped, partial := 0, 0, false
 	if f, ok := failedFilter(lq.Filter); ok {
-		hooks, err := monitor.Collect(c.Request().Context(), d.store, f, maxBulkRetry)
+		var hooks []monitor.Hook
+		hooks, partial, err = monitor.Collect(c.Request().Context(), d.store, f, maxBulkRetry)
 		if err != nil {
 			return err
 		}
@@ -186,6 +196,9 @@ func (d *dashboard) retryFailed(c echo.Context) error {
 	back := data.Query
 	back.Set(paramQueued, strconv.Itoa(queued))
 	back.Set(paramSkipped, strconv.Itoa(skipped))
+	if partial {
+		back.Set(paramPartial, "1")
+	}
 	return c.Redirect(http.StatusSeeOther, "/?"+back.Encode())
 }
 
@@ -205,7 +218,12 @@ func pathID(c echo.Context) string {
 // with the not-found page, and ok is false.
 func (d *dashboard) hookData(c echo.Context) (data detail.Data, ok bool, err error) {
 	id := pathID(c)
-	h, err := d.store.Get(c.Request().Context(), id)
+	h, err := monitor.Hook{}, monitor.ErrNotFound
+	// An empty id (POST /hooks//retry) names no webhook: it must not
+	// reach a store that could match it with a hook's empty messageId.
+	if id != "" {
+		h, err = d.store.Get(c.Request().Context(), id)
+	}
 	if errors.Is(err, monitor.ErrNotFound) {
 		return data, false, render(c, http.StatusNotFound, detail.NotFound(d.page(c, "Webhook not found", layout.NavHooks), id))
 	}

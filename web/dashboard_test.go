@@ -190,6 +190,45 @@ func TestDashboardBulkRetry(t *testing.T) {
 		!strings.Contains(body, `hx-get="/partials/hooks?"`) {
 		t.Fatalf("list after bulk retry:\n%s", body)
 	}
+	// A bulk retry whose search stopped at the end of its window
+	// (monitor.Collect) says so, and links drop the report.
+	_, _, body = d.get(t, "/?search=new.example&queued=2&skipped=0&searchPartial=1")
+	want := `<p class="notice" role="status">2 failed webhooks queued for retry. The search looked through the newest 100,000 ` +
+		`failed webhooks of these filters only: older ones may match too (narrow the created dates to reach them).</p>`
+	if !strings.Contains(body, want) || strings.Contains(body, "searchPartial=") {
+		t.Fatalf("list after a bulk retry that stopped at its window: no %s, or a link keeps the report:\n%s", want, body)
+	}
+}
+
+// TestDashboardBulkRetryBannerShowsNumbersOnly opens the list with the
+// bulk retry's report carrying text: a link anyone can send, so the
+// banner shows the counts as numbers, or nothing.
+func TestDashboardBulkRetryBannerShowsNumbersOnly(t *testing.T) {
+	d := startDashboard(t, nil)
+	seedDashboard(t, d)
+	const lure = "Your session has expired, call +1 555 0100"
+	for query, want := range map[string]string{
+		"queued=" + url.QueryEscape("0. "+lure):                     "",
+		"queued=" + url.QueryEscape(lure):                           "",
+		"queued=-1":                                                 "",
+		"queued=2&skipped=" + url.QueryEscape("1. "+lure):           "2 failed webhooks queued for retry.",
+		"queued=%2B3&skipped=01":                                    "3 failed webhooks queued for retry; 1 could not be retried (the engine did not report their payload).",
+		"queued=4&skipped=0":                                        "4 failed webhooks queued for retry.",
+		"queued=5&skipped=2&searchPartial=" + url.QueryEscape(lure): "5 failed webhooks queued for retry; 2 could not be retried (the engine did not report their payload).",
+	} {
+		status, _, body := d.get(t, "/?"+query)
+		if status != http.StatusOK || strings.Contains(body, "session has expired") {
+			t.Errorf("/?%s: %d, or the banner shows the link's text\n%s", query, status, body)
+			continue
+		}
+		got := "" // no banner
+		if m := regexp.MustCompile(`<p class="notice" role="status">([^<]*)</p>`).FindStringSubmatch(body); m != nil {
+			got = m[1]
+		}
+		if got != want {
+			t.Errorf("/?%s: banner %q, want %q", query, got, want)
+		}
+	}
 }
 
 func TestDashboardStats(t *testing.T) {
@@ -380,5 +419,23 @@ func TestLoadDashboardConfig(t *testing.T) {
 	}
 	if c, err := LoadDashboardConfig(env()); err != nil || c.User != "" {
 		t.Fatalf("empty environment: %+v %v", c, err)
+	}
+}
+
+// TestDashboardEmptyHookIDFindsNothing sends the retry of one webhook an
+// empty id: the engine's hooks carry no messageId when the producer gave
+// none, and "" must not retry one of them. (GET /hooks/ and
+// /partials/hooks/ are the list's, with a trailing slash.)
+func TestDashboardEmptyHookIDFindsNothing(t *testing.T) {
+	d := startDashboard(t, nil)
+	seedDashboard(t, d)
+	token := d.csrf(t, "/retry-failed")
+	status, _, body := d.post(t, "/hooks//retry", url.Values{"csrf": {token}})
+	want := `<p>No webhook has the id <code></code>.`
+	if status != http.StatusNotFound || !strings.Contains(body, "<h1>Webhook not found</h1>") || !strings.Contains(body, want) {
+		t.Errorf("POST /hooks//retry: %d, want 404 and the not-found page\n%s", status, body)
+	}
+	if n := d.rdb.XLen(context.Background(), jobStream).Val(); n != 0 {
+		t.Fatalf("%d jobs queued by the empty id, want 0", n)
 	}
 }

@@ -102,7 +102,7 @@ func TestSecurityAPICrossSite(t *testing.T) {
 				for _, ok := range allowed {
 					// Each request retries the same hooks again: take back
 					// the retry marks the request before left on them.
-					hooks, err := monitor.Collect(context.Background(), a.store, monitor.Filter{}, 1000)
+					hooks, _, err := monitor.Collect(context.Background(), a.store, monitor.Filter{}, 1000)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -66,7 +66,7 @@ const (
 	injectionHooks  = 3
 	listAllowed     = "page, limit, older, newer, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
 	bulkAllowed     = "status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
-	dashboardAllows = "page, limit, older, newer, queued, skipped, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
+	dashboardAllows = "page, limit, older, newer, queued, skipped, searchPartial, status, createdStartDate, createdEndDate, deliveredStartDate, deliveredEndDate, search"
 )
 
 // seedInjection stores three failed, retriable hooks; only the third's

@@ -16,7 +16,11 @@ import (
 // database of its own: on a fresh embedded FerretDB, or on the real
 // MongoDB of SENDHOOKS_TEST_MONGODB_URI when set.
 func TestConformance(t *testing.T) {
-	var opts storetest.Options
+	opts := storetest.Options{SetSearchWindow: func(t *testing.T, n int) {
+		old := searchWindow
+		searchWindow = n
+		t.Cleanup(func() { searchWindow = old })
+	}}
 	if os.Getenv(realMongoURI) == "" {
 		opts.NotAtomic = "the embedded FerretDB v1 (set " + realMongoURI + " to run them on a MongoDB)"
 	}

@@ -12,10 +12,18 @@ import (
 	"github.com/sendhooks/sendhooks/monitor"
 )
 
+// searchWindow is monitor.SearchWindow; tests make it small.
+var searchWindow = monitor.SearchWindow
+
 // Get looks the id up as a hook id (primary key), then as the newest
 // hook's producer webhookId (hooks_external), then as the newest hook's
 // messageId (hooks_message).
 func (s *Store) Get(ctx context.Context, id string) (monitor.Hook, error) {
+	if id == "" {
+		// An empty external_id or message_id is no id: it would match
+		// any hook without one.
+		return monitor.Hook{}, fmt.Errorf("hook %q: %w", id, monitor.ErrNotFound)
+	}
 	for _, q := range []string{
 		`SELECT doc FROM hooks WHERE id = ?`,
 		`SELECT doc FROM hooks INDEXED BY hooks_external WHERE external_id = ? ORDER BY created DESC LIMIT 1`,
@@ -301,7 +309,7 @@ func (s *Store) windowed(ctx context.Context, q monitor.ListQuery) (monitor.Page
 	if q.Older != nil || q.Newer != nil {
 		offset = 0
 	}
-	cand, args := candidates(q, monitor.SearchWindow, 0)
+	cand, args := candidates(q, searchWindow, 0)
 	rest := where{}
 	if q.Search != "" {
 		needle := monitor.FoldASCII(q.Search)
@@ -338,7 +346,7 @@ JOIN hooks h ON h.id = p.id ORDER BY p.created `+dir+`, p.id `+dir, append(appen
 	if err != nil {
 		return monitor.Page{}, fmt.Errorf("count search results: %w", err)
 	}
-	full := window >= monitor.SearchWindow
+	full := window >= int64(searchWindow)
 	if !q.NoTotal {
 		page.Total, page.TotalAtLeast = matches, full
 	}
@@ -346,7 +354,7 @@ JOIN hooks h ON h.id = p.id ORDER BY p.created `+dir+`, p.id `+dir, append(appen
 	// older hooks may match, and the next page goes on from the window's
 	// far end.
 	if full && page.Older == nil && q.Newer == nil {
-		last, largs := candidates(q, 1, monitor.SearchWindow-1)
+		last, largs := candidates(q, 1, searchWindow-1)
 		var c monitor.Cursor
 		var created int64
 		if err := s.r.QueryRowContext(ctx, `SELECT created, id FROM (`+last+`)`, largs...).Scan(&created, &c.ID); err != nil {

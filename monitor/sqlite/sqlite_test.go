@@ -22,5 +22,5 @@ func openStore(t *testing.T) monitor.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, openStore, storetest.Options{})
+	storetest.Run(t, openStore, storetest.Options{SetSearchWindow: sqlite.SetSearchWindow})
 }

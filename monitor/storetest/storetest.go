@@ -25,12 +25,17 @@ import (
 // the opener closes it when the test ends.
 type Open func(t *testing.T) monitor.Store
 
-// Options says what the server behind a store cannot do.
+// Options says what the server behind a store cannot do, and how the
+// suite tunes the store.
 type Options struct {
 	// NotAtomic names a server whose conditional writes are not atomic
 	// (the embedded FerretDB v1 reads, then writes): the checks of racing
 	// writers are skipped on it, saying why.
 	NotAtomic string
+	// SetSearchWindow makes the store's search window (monitor.SearchWindow)
+	// n hooks until the test ends, so that a check reaches its end with a
+	// few hooks. The checks of the window need it.
+	SetSearchWindow func(t *testing.T, n int)
 }
 
 // Run runs every check of the suite against stores made by open.
@@ -53,6 +58,7 @@ func Run(t *testing.T, open Open, opts Options) {
 		{"RetryMarks", testRetryMarks},
 		{"RefusesHooksOverTheLimits", testLimitsRefused},
 		{"OldEngineEventsNewestWins", testOldEngineEvents},
+		{"CollectStopsAtTheSearchWindow", func(t *testing.T, s monitor.Store) { testCollect(t, s, opts.SetSearchWindow) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if racing[c.name] && opts.NotAtomic != "" {
@@ -308,9 +314,19 @@ func testGet(t *testing.T, s monitor.Store) {
 			t.Errorf("Get(%q) = %q, %v; want %q", c.id, got.ID, err, c.want)
 		}
 	}
+	// The older engine wrote no messageId: "" is no id, and must not find
+	// such a hook (an empty path id would retry it).
+	old := sendhooks.StatusEvent{WebhookID: "old-engine-hook", URL: "http://127.0.0.1:9001/Orders", Status: sendhooks.StatusFailed,
+		Created: sendhooks.Time{Time: base}, NumberOfTries: 1}
+	if err := s.Apply(ctx(t), []monitor.Event{{EntryID: "1-0", StatusEvent: old}}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got, err := s.Get(ctx(t), "old-engine-hook"); err != nil || got.MessageID != "" {
+		t.Fatalf(`Get("old-engine-hook") = %+v, %v; want the hook, without a messageId`, got, err)
+	}
 	for _, id := range []string{"no-such-hook", "", "order-1", "Order-"} {
-		if _, err := s.Get(ctx(t), id); !errors.Is(err, monitor.ErrNotFound) {
-			t.Errorf("Get(%q) error %v, want ErrNotFound", id, err)
+		if got, err := s.Get(ctx(t), id); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("Get(%q) = %q, %v; want ErrNotFound", id, got.ID, err)
 		}
 	}
 }
@@ -441,6 +457,72 @@ func testSearch(t *testing.T, s monitor.Store) {
 		}
 		if !slices.Equal(ids(p.Hooks), ids(exp)) || p.Total != int64(c.n) {
 			t.Errorf("search %q: %v (total %d), want %v", c.search, ids(p.Hooks), p.Total, ids(exp))
+		}
+	}
+}
+
+// countingStore is a store that counts the pages read from it.
+type countingStore struct {
+	monitor.Store
+	lists int
+}
+
+func (c *countingStore) List(ctx context.Context, q monitor.ListQuery) (monitor.Page, error) {
+	c.lists++
+	return c.Store.List(ctx, q)
+}
+
+// testCollect checks that monitor.Collect, the bulk retry's read, stops at
+// the first page that reaches the end of its search window and says so: a
+// search that matches few hooks reads one window, not every hook the
+// other filters select.
+func testCollect(t *testing.T, s monitor.Store, setWindow func(*testing.T, int)) {
+	if setWindow == nil {
+		t.Skip("the store's search window cannot be made small")
+	}
+	want := load(t, s, fixture())
+	const window = 5
+	setWindow(t, window)
+	failed := monitor.Filter{Statuses: []sendhooks.Status{sendhooks.StatusFailed}}
+	allFailed := oracle(want, failed)
+	if len(allFailed) != 12 {
+		t.Fatalf("suite: %d failed hooks, want 12", len(allFailed))
+	}
+	// The hooks of the first window that pass keep: what one page sees.
+	firstWindow := func(keep func(monitor.Hook) bool) []string {
+		out := []string{}
+		for _, h := range allFailed[:window] {
+			if keep(h) {
+				out = append(out, h.ID)
+			}
+		}
+		return out
+	}
+	search, delivered := failed, failed
+	search.Search = "9001"
+	delivered.DeliveredFrom = base
+	nothing := failed
+	nothing.Search = "no such text"
+	for _, c := range []struct {
+		name    string
+		f       monitor.Filter
+		want    []string
+		partial bool
+		lists   int
+	}{
+		{"a search that matches nothing", nothing, []string{}, true, 1},
+		{"a search", search, firstWindow(search.SubstringMatch), true, 1},
+		{"a delivered range", delivered, firstWindow(delivered.MatchesFields), true, 1},
+		// Served by an index, without a window.
+		{"statuses alone", failed, ids(allFailed), false, 1},
+	} {
+		cs := &countingStore{Store: s}
+		hooks, partial, err := monitor.Collect(ctx(t), cs, c.f, 1001)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := ids(hooks); !slices.Equal(got, c.want) || partial != c.partial || cs.lists != c.lists {
+			t.Errorf("%s: %v, partial %v after %d pages; want %v, partial %v after %d", c.name, got, partial, cs.lists, c.want, c.partial, c.lists)
 		}
 	}
 }
