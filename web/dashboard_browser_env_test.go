@@ -127,6 +127,15 @@ func follow(t *testing.T, ctx context.Context, what string, steps ...chromedp.Ac
 	}
 }
 
+// followLink clicks the link that selector finds and waits for the page it
+// leads to. The click is made in the page, in one step with finding the
+// link: the list's table is swapped by its refresh every few seconds, and
+// a node found first and clicked next may be gone by then.
+func followLink(t *testing.T, ctx context.Context, what, selector string) {
+	t.Helper()
+	follow(t, ctx, what, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("document.querySelector(%q).click()", selector)))
+}
+
 // waitJS waits until a JavaScript expression is true.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()

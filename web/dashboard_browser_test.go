@@ -39,11 +39,11 @@ func TestBrowserEngineRun(t *testing.T) {
 	if c := evalJS[string](t, ctx, `document.querySelector('#hooks-table caption').innerText`); c != "7 webhooks" {
 		t.Fatalf("caption %q", c)
 	}
-	follow(t, ctx, "go to the older page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+	followLink(t, ctx, "go to the older page", `a[rel="next"]`)
 	waitJS(t, ctx, "the second page shows", `location.search.includes('older=') && `+rows+` === 3 && !!document.querySelector('a[rel="prev"]')`)
-	follow(t, ctx, "go to the oldest page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+	followLink(t, ctx, "go to the oldest page", `a[rel="next"]`)
 	waitJS(t, ctx, "the last page shows its one hook", `location.search.includes('older=') && `+rows+` === 1 && !document.querySelector('a[rel="next"]')`)
-	follow(t, ctx, "back to newer", chromedp.Click(chromedp.CSS(`a[rel="prev"]`)))
+	followLink(t, ctx, "back to newer", `a[rel="prev"]`)
 	waitJS(t, ctx, "the second page shows again", `location.search.includes('newer=') && `+rows+` === 3`)
 
 	// The failed filter narrows the list to the two failures.
@@ -78,7 +78,7 @@ func TestBrowserEngineRun(t *testing.T) {
 	}
 
 	// The detail page of a failed webhook shows its attempts.
-	follow(t, ctx, "open a failed webhook", chromedp.Click(chromedp.CSS(link)))
+	followLink(t, ctx, "open a failed webhook", link)
 	run(t, ctx, "see the timeline", chromedp.WaitVisible(chromedp.CSS("ol.timeline")))
 	attempts := evalJS[[]string](t, ctx, `[...document.querySelectorAll('ol.timeline > li')].map(e => e.innerText)`)
 	if len(attempts) != 2 || !strings.Contains(attempts[0], "HTTP 500") || !strings.Contains(attempts[1], "HTTP 500") {
