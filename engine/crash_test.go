@@ -260,15 +260,19 @@ func TestKill9WhileJobsWaitForTheirHost(t *testing.T) {
 	fast := newReceiverAt(t, "127.0.0.3", answer(http.StatusOK))
 	cfg := b.cfg
 	cfg.NumWorkers, cfg.MaxPerHost = 4, 4
-	cfg.RequestTimeout = 10 * time.Second
-	cfg.VisibilityTimeout = 20 * time.Second
+	// The slow hosts' requests are held until after the kill: the request
+	// timeout must outlast the wait below, however loaded the machine, or
+	// they time out and are retried (the restarted engine takes up its
+	// own pending jobs at once, so the visibility timeout adds no wait).
+	cfg.RequestTimeout = time.Minute
+	cfg.VisibilityTimeout = 2 * time.Minute
 	const each = 20
 	b.addMixed(t, each, slowA.URL, slowB.URL, fast.URL)
 
 	first := startProcess(t, cfg)
 	// The fast host's jobs are delivered; the slow hosts' wait, read (the
 	// fast one's left room to read past them) and pending.
-	waitFor(t, 20*time.Second, "the fast jobs delivered and the slow ones read", func() bool {
+	waitFor(t, 45*time.Second, "the fast jobs delivered and the slow ones read", func() bool {
 		groups, err := b.rdb.XInfoGroups(context.Background(), cfg.JobStream).Result()
 		return len(perWebhook(fast)) == each && ga.held.Load() > 0 && gb.held.Load() > 0 &&
 			err == nil && len(groups) == 1 && groups[0].EntriesRead == 3*each && groups[0].Pending == 2*each
