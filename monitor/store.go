@@ -29,7 +29,8 @@ type Store interface {
 	// all again is safe.
 	Apply(ctx context.Context, events []Event) error
 	// Get returns the webhook whose id, producer webhookId (the newest
-	// such) or messageId (the newest such) is id; ErrNotFound when none is.
+	// such) or messageId (the newest such) is id; ErrNotFound when none is,
+	// and for "", which names no webhook (not one without a messageId).
 	Get(ctx context.Context, id string) (Hook, error)
 	// List returns one page of the webhooks the query selects, newest
 	// created first, with their count.

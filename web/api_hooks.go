@@ -94,12 +94,7 @@ func (a *api) getHook(c echo.Context) error {
 // hook loads the hook named by the path's id.
 func (a *api) hook(c echo.Context) (monitor.Hook, error) {
 	id := pathID(c)
-	h, err := monitor.Hook{}, monitor.ErrNotFound
-	// An empty id (POST /hooks//retry) names no webhook: it must not
-	// reach a store that could match it with a hook's empty messageId.
-	if id != "" {
-		h, err = a.store.Get(c.Request().Context(), id)
-	}
+	h, err := a.store.Get(c.Request().Context(), id) // "" (POST /hooks//retry) is not found
 	if errors.Is(err, monitor.ErrNotFound) {
 		return h, &statusError{http.StatusNotFound, apiError{Code: "HOOK_NOT_FOUND", Description: fmt.Sprintf("no webhook has the id %q", id)}}
 	}

@@ -218,12 +218,7 @@ func pathID(c echo.Context) string {
 // with the not-found page, and ok is false.
 func (d *dashboard) hookData(c echo.Context) (data detail.Data, ok bool, err error) {
 	id := pathID(c)
-	h, err := monitor.Hook{}, monitor.ErrNotFound
-	// An empty id (POST /hooks//retry) names no webhook: it must not
-	// reach a store that could match it with a hook's empty messageId.
-	if id != "" {
-		h, err = d.store.Get(c.Request().Context(), id)
-	}
+	h, err := d.store.Get(c.Request().Context(), id) // "" (POST /hooks//retry) is not found
 	if errors.Is(err, monitor.ErrNotFound) {
 		return data, false, render(c, http.StatusNotFound, detail.NotFound(d.page(c, "Webhook not found", layout.NavHooks), id))
 	}
