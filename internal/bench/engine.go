@@ -42,17 +42,19 @@ type EngineOptions struct {
 	Progress        io.Writer     // a line per phase
 }
 
-// engineSteps are the engine's measurements, in the order they run.
+// engineSteps are the engine's measurements, in the order they run, each
+// with the rows of the table it fills.
 var engineSteps = []struct {
 	name string
 	run  func(*engineBench, context.Context, *EngineResult) error
+	rows func(*EngineResult) []row
 }{
-	{"one-host", (*engineBench).throughput}, // with CPU, allocations and extra stream entries per delivery
-	{"hosts", (*engineBench).manyHosts},
-	{"proxy", (*engineBench).proxied},
-	{"latency", (*engineBench).latency},
-	{"memory", (*engineBench).backlog},
-	{"isolation", (*engineBench).isolation},
+	{"one-host", (*engineBench).throughput, (*EngineResult).oneHostRows}, // with CPU, allocations and extra stream entries per delivery
+	{"hosts", (*engineBench).manyHosts, (*EngineResult).hostsRows},
+	{"proxy", (*engineBench).proxied, (*EngineResult).proxyRows},
+	{"latency", (*engineBench).latency, (*EngineResult).latencyRows},
+	{"memory", (*engineBench).backlog, (*EngineResult).memoryRows},
+	{"isolation", (*engineBench).isolation, (*EngineResult).isolationRows},
 }
 
 // EngineSteps names the engine's measurements, in the order they run:

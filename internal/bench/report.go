@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,60 +48,67 @@ func (r Report) rows() []row {
 
 func (e *EngineResult) rows() []row {
 	rows := []row{{measure: "engine configuration", result: e.configuration()}}
-	for _, step := range e.Steps {
-		rows = append(rows, e.stepRows(step)...)
+	for _, step := range engineSteps {
+		if slices.Contains(e.Steps, step.name) {
+			rows = append(rows, step.rows(e)...)
+		}
 	}
 	return rows
 }
 
-// stepRows are the rows of one of EngineSteps.
-func (e *EngineResult) stepRows(step string) []row {
-	switch step {
-	case "one-host":
-		extra := median(e.ExtraEntries)
-		return []row{
-			{measure: "one host: bare Go client, requests/s (ceiling)", result: rates(e.Bare)},
-			{measure: "one host: engine, deliveries/s with status events", result: rates(e.Engine)},
-			check("one host: engine / bare client", fmt.Sprintf("%.2f", e.Share()),
-				fmt.Sprintf(">= %.1f (moonshot %.1f)", targetShare, moonshotShare), e.Share() >= targetShare),
-			check("one host: extra jobs-stream entries per delivered job", fmt.Sprintf("%.3f (%s)", extra, values(e.ExtraEntries, "%.3f")),
-				"0", extra == 0),
-			{measure: "one host: CPU per 1,000 deliveries, engine process", result: ms(e.EngineCPU)},
-			{measure: "one host: CPU per 1,000 deliveries, redis-server", result: ms(e.RedisCPU)},
-			{measure: "one host: heap allocations per delivery (engine process)", result: fmt.Sprintf("%.0f", e.AllocsPerDelivery)},
-		}
-	case "hosts":
-		return []row{
-			{measure: fmt.Sprintf("%d hosts: bare Go client, requests/s (ceiling)", e.Hosts), result: rates(e.ManyBare)},
-			{measure: fmt.Sprintf("%d hosts: engine, deliveries/s with status events", e.Hosts), result: rates(e.ManyEngine)},
-			check(fmt.Sprintf("%d hosts: engine / bare client", e.Hosts), fmt.Sprintf("%.2f", e.ManyShare()),
-				fmt.Sprintf(">= %.1f", targetShare), e.ManyShare() >= targetShare),
-		}
-	case "proxy":
-		return []row{
-			{measure: "proxy: bare Go client through it, requests/s", result: rates(e.ProxyBare)},
-			{measure: "proxy: engine with HTTP_PROXY, deliveries/s", result: rates(e.ProxyEngine)},
-			{measure: "proxy: engine / bare client", result: e.proxyShare()},
-			e.proxyCarried(),
-		}
-	case "latency":
-		lat := e.MedianLatency()
-		return []row{check(fmt.Sprintf("latency XADD to receiver at %d jobs/s, %d jobs: p50 / p95 / p99 / max", e.LatencyRate, e.LatencyJobs),
-			fmt.Sprintf("%s / %s / %s / %s (p99 %s)", ms(lat.P50), ms(lat.P95), ms(lat.P99), ms(lat.Max), e.latencyP99s()),
-			"p99 < "+ms(targetP99), lat.P99 < targetP99)}
-	case "memory":
-		return []row{check(fmt.Sprintf("engine peak RSS, %d jobs queued (%d delivered meanwhile)", e.BacklogJobs, e.BacklogDelivered),
-			mib(e.BacklogPeakRSS), "< "+mib(targetRSS), e.BacklogPeakRSS < targetRSS)}
-	case "isolation":
-		return []row{
-			{measure: "fast receiver alone, deliveries/s", result: rates(e.IsolationAlone)},
-			{measure: "fast receiver beside a slow one, deliveries/s", result: rates(e.IsolationWithSlow)},
-			{measure: "engine + redis-server CPU per fast delivery: alone / beside the slow one", result: fmt.Sprintf("%s / %s", us(e.IsolationCPUAlone), us(e.IsolationCPUWithSlow))},
-			check("throughput the slow receiver costs the fast one", fmt.Sprintf("%.1f%%", 100*e.IsolationCost()),
-				fmt.Sprintf("< %.0f%%", 100*targetIsolation), e.IsolationCost() < targetIsolation),
-		}
+func (e *EngineResult) oneHostRows() []row {
+	extra := median(e.ExtraEntries)
+	return []row{
+		{measure: "one host: bare Go client, requests/s (ceiling)", result: rates(e.Bare)},
+		{measure: "one host: engine, deliveries/s with status events", result: rates(e.Engine)},
+		check("one host: engine / bare client", fmt.Sprintf("%.2f", e.Share()),
+			fmt.Sprintf(">= %.1f (moonshot %.1f)", targetShare, moonshotShare), e.Share() >= targetShare),
+		check("one host: extra jobs-stream entries per delivered job", fmt.Sprintf("%.3f (%s)", extra, values(e.ExtraEntries, "%.3f")),
+			"0", extra == 0),
+		{measure: "one host: CPU per 1,000 deliveries, engine process", result: ms(e.EngineCPU)},
+		{measure: "one host: CPU per 1,000 deliveries, redis-server", result: ms(e.RedisCPU)},
+		{measure: "one host: heap allocations per delivery (engine process)", result: fmt.Sprintf("%.0f", e.AllocsPerDelivery)},
 	}
-	return nil
+}
+
+func (e *EngineResult) hostsRows() []row {
+	return []row{
+		{measure: fmt.Sprintf("%d hosts: bare Go client, requests/s (ceiling)", e.Hosts), result: rates(e.ManyBare)},
+		{measure: fmt.Sprintf("%d hosts: engine, deliveries/s with status events", e.Hosts), result: rates(e.ManyEngine)},
+		check(fmt.Sprintf("%d hosts: engine / bare client", e.Hosts), fmt.Sprintf("%.2f", e.ManyShare()),
+			fmt.Sprintf(">= %.1f", targetShare), e.ManyShare() >= targetShare),
+	}
+}
+
+func (e *EngineResult) proxyRows() []row {
+	return []row{
+		{measure: "proxy: bare Go client through it, requests/s", result: rates(e.ProxyBare)},
+		{measure: "proxy: engine with HTTP_PROXY, deliveries/s", result: rates(e.ProxyEngine)},
+		{measure: "proxy: engine / bare client", result: e.proxyShare()},
+		e.proxyCarried(),
+	}
+}
+
+func (e *EngineResult) latencyRows() []row {
+	lat := e.MedianLatency()
+	return []row{check(fmt.Sprintf("latency XADD to receiver at %d jobs/s, %d jobs: p50 / p95 / p99 / max", e.LatencyRate, e.LatencyJobs),
+		fmt.Sprintf("%s / %s / %s / %s (p99 %s)", ms(lat.P50), ms(lat.P95), ms(lat.P99), ms(lat.Max), e.latencyP99s()),
+		"p99 < "+ms(targetP99), lat.P99 < targetP99)}
+}
+
+func (e *EngineResult) memoryRows() []row {
+	return []row{check(fmt.Sprintf("engine peak RSS, %d jobs queued (%d delivered meanwhile)", e.BacklogJobs, e.BacklogDelivered),
+		mib(e.BacklogPeakRSS), "< "+mib(targetRSS), e.BacklogPeakRSS < targetRSS)}
+}
+
+func (e *EngineResult) isolationRows() []row {
+	return []row{
+		{measure: "fast receiver alone, deliveries/s", result: rates(e.IsolationAlone)},
+		{measure: "fast receiver beside a slow one, deliveries/s", result: rates(e.IsolationWithSlow)},
+		{measure: "engine + redis-server CPU per fast delivery: alone / beside the slow one", result: fmt.Sprintf("%s / %s", us(e.IsolationCPUAlone), us(e.IsolationCPUWithSlow))},
+		check("throughput the slow receiver costs the fast one", fmt.Sprintf("%.1f%%", 100*e.IsolationCost()),
+			fmt.Sprintf("< %.0f%%", 100*targetIsolation), e.IsolationCost() < targetIsolation),
+	}
 }
 
 // configuration says what the engine ran with: its defaults, and the
