@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"math"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sendhooks/sendhooks"
@@ -24,7 +26,14 @@ const (
 	RollupMinute RollupKind = "m"
 	// RollupHour counts hooks by status per hour of created.
 	RollupHour RollupKind = "h"
-	// RollupEndpoint counts hooks by url and status per hour of created.
+	// RollupReceiver counts hooks by receiver (ReceiverOf their URL) and
+	// status per hour of created: as many counters as receivers, however
+	// many distinct URLs (a token in each) they are sent to.
+	RollupReceiver RollupKind = "r"
+	// RollupEndpoint counted hooks by their whole URL per hour, one
+	// counter per webhook when every URL differs. Earlier versions wrote
+	// it; a store's Setup turns its counters into RollupReceiver ones, and
+	// nothing writes or reads it any more.
 	RollupEndpoint RollupKind = "e"
 	// RollupLatency counts the hooks' attempts by duration bin (see
 	// LatencyBin) per hour of created.
@@ -44,7 +53,7 @@ type RollupKey struct {
 	Kind   RollupKind
 	Bucket time.Time // start of the minute or hour, UTC
 	Status sendhooks.Status
-	URL    string // RollupEndpoint only
+	URL    string // RollupReceiver (ReceiverOf the hooks' URL) and RollupEndpoint only
 	Bin    int    // RollupLatency only
 }
 
@@ -57,6 +66,21 @@ type RollupRow struct {
 // maxRollupURL bounds the url a counter is kept under, so that a key fits
 // every store's index (MongoDB's index keys hold about 1 KiB).
 const maxRollupURL = 512
+
+// ReceiverOf names the receiver a webhook URL is sent to: its scheme,
+// host and port in lower case ("https://hooks.example.com:8443"), without
+// the credentials, path and query, which often hold a token per webhook.
+// Statistics count failures per receiver so that they read as many
+// counters as there are receivers, not webhooks. A URL with no host gives
+// "". The result is at most maxRollupURL bytes, and ReceiverOf of a
+// receiver is itself.
+func ReceiverOf(rawURL string) string {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return cut(strings.ToLower(u.Scheme+"://"+u.Host), maxRollupURL)
+}
 
 // RollupDelta is a change to the counters: how much to add to each.
 type RollupDelta map[RollupKey]int64
@@ -77,7 +101,7 @@ func (d RollupDelta) add(h *Hook, sign int64) {
 	hour := c.Truncate(time.Hour)
 	d.inc(RollupKey{Kind: RollupMinute, Bucket: c.Truncate(time.Minute), Status: h.Status}, sign)
 	d.inc(RollupKey{Kind: RollupHour, Bucket: hour, Status: h.Status}, sign)
-	d.inc(RollupKey{Kind: RollupEndpoint, Bucket: hour, Status: h.Status, URL: cut(h.URL, maxRollupURL)}, sign)
+	d.inc(RollupKey{Kind: RollupReceiver, Bucket: hour, Status: h.Status, URL: ReceiverOf(h.URL)}, sign)
 	for _, a := range h.Attempts {
 		d.inc(RollupKey{Kind: RollupLatency, Bucket: hour, Bin: LatencyBin(a.DurationMs)}, sign)
 	}

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,13 +73,13 @@ func TestRollupDeltaOfAStatusChange(t *testing.T) {
 	d.Change(before, after)
 	hour, minute := c.Truncate(time.Hour), c.Truncate(time.Minute)
 	want := RollupDelta{
-		{Kind: RollupMinute, Bucket: minute, Status: "retrying"}:                            -1,
-		{Kind: RollupMinute, Bucket: minute, Status: "success"}:                             1,
-		{Kind: RollupHour, Bucket: hour, Status: "retrying"}:                                -1,
-		{Kind: RollupHour, Bucket: hour, Status: "success"}:                                 1,
-		{Kind: RollupEndpoint, Bucket: hour, Status: "retrying", URL: "http://127.0.0.1/x"}: -1,
-		{Kind: RollupEndpoint, Bucket: hour, Status: "success", URL: "http://127.0.0.1/x"}:  1,
-		{Kind: RollupLatency, Bucket: hour, Bin: LatencyBin(3)}:                             1,
+		{Kind: RollupMinute, Bucket: minute, Status: "retrying"}:                          -1,
+		{Kind: RollupMinute, Bucket: minute, Status: "success"}:                           1,
+		{Kind: RollupHour, Bucket: hour, Status: "retrying"}:                              -1,
+		{Kind: RollupHour, Bucket: hour, Status: "success"}:                               1,
+		{Kind: RollupReceiver, Bucket: hour, Status: "retrying", URL: "http://127.0.0.1"}: -1,
+		{Kind: RollupReceiver, Bucket: hour, Status: "success", URL: "http://127.0.0.1"}:  1,
+		{Kind: RollupLatency, Bucket: hour, Bin: LatencyBin(3)}:                           1,
 	}
 	if len(d) != len(want) {
 		t.Fatalf("delta %v, want %v", d, want)
@@ -86,6 +87,30 @@ func TestRollupDeltaOfAStatusChange(t *testing.T) {
 	for k, n := range want {
 		if d[k] != n {
 			t.Errorf("%+v: %d, want %d", k, d[k], n)
+		}
+	}
+}
+
+func TestReceiverOf(t *testing.T) {
+	long := "https://" + strings.Repeat("a", 600) + ".example/x"
+	for _, c := range []struct{ url, want string }{
+		{"https://hooks.example.com/services/T01/B02/secret", "https://hooks.example.com"},
+		{"HTTPS://Hooks.Example.COM:8443/a?token=1#f", "https://hooks.example.com:8443"},
+		{"http://user:pass@127.0.0.1:9001/x", "http://127.0.0.1:9001"},
+		{" http://[::1]:8080/x ", "http://[::1]:8080"},
+		{"http://127.0.0.1:9001", "http://127.0.0.1:9001"},
+		{long, long[:maxRollupURL]},
+		{"127.0.0.1:9001/x", ""}, // no scheme: not a URL
+		{"/relative/path", ""},
+		{"http://%zz/", ""},
+		{"", ""},
+	} {
+		got := ReceiverOf(c.url)
+		if got != c.want {
+			t.Errorf("ReceiverOf(%q) = %q, want %q", c.url, got, c.want)
+		}
+		if again := ReceiverOf(got); again != got {
+			t.Errorf("ReceiverOf(%q) = %q: a receiver must name itself", got, again)
 		}
 	}
 }

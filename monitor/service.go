@@ -213,10 +213,16 @@ func ReadEngineQueues(ctx context.Context, rdb *redis.Client, jobStream, statusS
 // whether it succeeded before ctx ended.
 func (s *Service) setup(ctx context.Context) bool {
 	wait := s.ingester.Backoff
+	start := time.Now()
+	// Setup is quick but for the first start after an upgrade that
+	// converts stored counters (about 15 s per million on SQLite): say
+	// what the monitor is doing meanwhile, and how long it took.
+	s.log.Info("preparing the store: indexes, and a one-time conversion of older counters after an upgrade")
 	for {
 		err := s.store.Setup(ctx, s.cfg.Retention)
 		if err == nil {
 			s.prepared.Store(true)
+			s.log.Info("the store is prepared", "took", time.Since(start).Round(time.Millisecond))
 			return true
 		}
 		if ctx.Err() != nil {

@@ -12,7 +12,7 @@ import (
 // MaxStatsBuckets bounds the number of time buckets of one statistics query.
 const MaxStatsBuckets = 1000
 
-// topEndpoints is how many failing endpoints the statistics list.
+// topEndpoints is how many failing receivers the statistics list.
 const topEndpoints = 10
 
 // StatsQuery asks for statistics of the hooks created in [From, To].
@@ -24,7 +24,7 @@ type StatsQuery struct {
 
 // CountKind is the rollup the query's counts are read from: hours when
 // its buckets are whole hours, else minutes. Latency and endpoints are
-// always read from hourly rollups.
+// always read from hourly rollups (RollupLatency, RollupReceiver).
 func (q StatsQuery) CountKind() RollupKind {
 	if q.Bucket%time.Hour == 0 {
 		return RollupHour
@@ -58,7 +58,8 @@ type Stats struct {
 	SuccessRate *float64 `json:"successRate"`
 	// Latency summarises the durations of all the hooks' attempts.
 	Latency Latency `json:"latency"`
-	// FailingEndpoints are the URLs with the most failed hooks, most first.
+	// FailingEndpoints are the receivers with the most failed hooks, most
+	// first.
 	FailingEndpoints []Endpoint `json:"failingEndpoints"`
 }
 
@@ -78,8 +79,12 @@ type Latency struct {
 	P99   float64 `json:"p99"`
 }
 
-// Endpoint is a receiver URL with its failed and total hooks.
+// Endpoint is a receiver with its failed and total hooks.
 type Endpoint struct {
+	// URL is the receiver (see ReceiverOf): the scheme, host and port of
+	// the hooks' URLs, "" for hooks whose URL has no host. Its JSON name
+	// stays "url" for clients of earlier versions, where it held whole
+	// URLs.
 	URL         string  `json:"url"`
 	Failed      int     `json:"failed"`
 	Total       int     `json:"total"`
@@ -87,7 +92,7 @@ type Endpoint struct {
 }
 
 // BuildStats assembles the statistics of q from rollup rows: counts of
-// q.CountKind() and RollupLatency and RollupEndpoint rows, each of the
+// q.CountKind() and RollupLatency and RollupReceiver rows, each of the
 // range RollupRange gives for its width. Rows outside the range are
 // ignored.
 func BuildStats(q StatsQuery, rows []RollupRow) Stats {
@@ -112,7 +117,7 @@ func BuildStats(q StatsQuery, rows []RollupRow) Stats {
 				i := int(r.Bucket.Sub(st.From) / q.Bucket)
 				st.Buckets[min(max(i, 0), len(st.Buckets)-1)].Counts[r.Status] += n
 			}
-		case RollupEndpoint:
+		case RollupReceiver:
 			e := endpoints[r.URL]
 			if e == nil {
 				e = &Endpoint{URL: r.URL}

@@ -14,9 +14,8 @@ import (
 // give the same answers.
 //
 // Every method reads a bounded amount whatever is stored: one page of
-// webhooks plus index entries, or a bounded number of rollup rows. The
-// exception is Stats' endpoint rows, one per receiver URL and status per
-// hour: as many as the webhooks of the range when every URL differs.
+// webhooks plus index entries, or a bounded number of rollup rows (Stats
+// reads one per receiver, not per URL, for the failing endpoints).
 type Store interface {
 	// Setup creates what the store needs (tables, indexes, the TTL of
 	// retention) and changes none of it that exists in the right shape.

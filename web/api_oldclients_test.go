@@ -161,7 +161,7 @@ func TestOldClientRequests(t *testing.T) {
 			body: `{"from":"2026-01-01T00:00:00Z","to":"2026-01-01T23:59:59Z","bucket":"24h0m0s","total":3,"truncated":false,` +
 				`"byStatus":{"failed":1,"success":2},"buckets":[{"start":"2026-01-01T00:00:00Z","counts":{"failed":1,"success":2}}],` +
 				`"successRate":0.6666666666666666,"latency":{"count":0,"p50":0,"p95":0,"p99":0},` +
-				`"failingEndpoints":[{"url":"https://a.example/y","failed":1,"total":1,"failureRate":1}]}`},
+				`"failingEndpoints":[{"url":"https://a.example","failed":1,"total":2,"failureRate":0.5}]}`},
 		{name: "health with a trailing slash", path: "/healthz/", status: 200, body: `{"status":"ok"}`},
 
 		// Still refused, naming the parameter: operators, repeats, bad dates.

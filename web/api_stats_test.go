@@ -50,7 +50,7 @@ func TestStats(t *testing.T) {
 		// Percentiles are the upper bounds of their latency bins: within
 		// 9% above the exact 200 and 500.
 		Latency:          monitor.Latency{Count: 7, P50: 205, P95: 531, P99: 531},
-		FailingEndpoints: []monitor.Endpoint{{URL: "https://u2.example/", Failed: 2, Total: 2, FailureRate: 1}},
+		FailingEndpoints: []monitor.Endpoint{{URL: "https://u2.example", Failed: 2, Total: 2, FailureRate: 1}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("stats\n got %+v\nwant %+v", got, want)

@@ -235,7 +235,7 @@ func TestDashboardStats(t *testing.T) {
 	d := startDashboard(t, nil)
 	seedDashboard(t, d)
 	status, _, body := d.get(t, "/stats?range=7d")
-	for _, want := range []string{`id="chart-deliveries"`, "<svg", `id="tile-retry-set"`, "Endpoints failing most"} {
+	for _, want := range []string{`id="chart-deliveries"`, "<svg", `id="tile-retry-set"`, "Receivers failing most"} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("stats: %d, no %q\n%s", status, want, body)
 		}

@@ -143,7 +143,9 @@ func TestSecurityStoredXSS(t *testing.T) {
 		{"/partials/hooks/" + xssStreamID, http.StatusOK, []string{xssWebhook, xssURL, xssError, xssResponse}},
 		{string(list.HookURL(xssID)), http.StatusOK, []string{xssID, xssURL}},
 		{string(list.HookURL(xssWebhook)), http.StatusOK, []string{xssWebhook, xssURL}},
-		{"/stats?range=24h", http.StatusOK, []string{xssURL}},
+		// The stats page names receivers (scheme, host and port), which
+		// hold no markup: the seeded URL has none, and shows as such.
+		{"/stats?range=24h", http.StatusOK, []string{"(URL without a host)"}},
 		// Markup in the request is reflected escaped too.
 		{"/?search=" + url.QueryEscape(xssData), http.StatusOK, []string{xssData}},
 		{"/retry-failed?search=" + url.QueryEscape(xssData), http.StatusOK, nil},

@@ -256,29 +256,35 @@ func (s *Store) addRollups(ctx context.Context, delta monitor.RollupDelta) error
 	return s.addRollupsTo(ctx, "", delta)
 }
 
+// counterUpdate adds n to the counter of k and sets the fields of set, an
+// upsert's update: it makes the counter when missing and sets its expiry.
+func (s *Store) counterUpdate(k monitor.RollupKey, n int64, set ...bson.E) bson.D {
+	if retention := time.Duration(s.retention.Load()); retention > 0 {
+		// $set, not $setOnInsert: a changed retention reaches every
+		// counter still being written.
+		set = append(set, bson.E{Key: "expireAt", Value: k.Bucket.UTC().Add(k.Kind.Width() + retention)})
+	}
+	update := bson.D{
+		{Key: "$inc", Value: bson.D{{Key: "n", Value: n}}},
+		{Key: "$setOnInsert", Value: rollupFields(k)},
+	}
+	if len(set) > 0 {
+		update = append(update, bson.E{Key: "$set", Value: bson.D(set)})
+	}
+	return update
+}
+
 // addRollupsTo adds delta to the counters whose _id starts with prefix:
 // "" for this store's hooks, legacyPrefix for the older monitor's.
 func (s *Store) addRollupsTo(ctx context.Context, prefix string, delta monitor.RollupDelta) error {
 	if len(delta) == 0 {
 		return nil
 	}
-	retention := time.Duration(s.retention.Load())
 	models := make([]mongo.WriteModel, 0, len(delta))
 	for k, n := range delta {
-		update := bson.D{
-			{Key: "$inc", Value: bson.D{{Key: "n", Value: n}}},
-			{Key: "$setOnInsert", Value: rollupFields(k)},
-		}
-		if retention > 0 {
-			// $set, not $setOnInsert: a changed retention reaches every
-			// counter still being written.
-			update = append(update, bson.E{Key: "$set", Value: bson.D{
-				{Key: "expireAt", Value: k.Bucket.UTC().Add(k.Kind.Width() + retention)},
-			}})
-		}
 		models = append(models, mongo.NewUpdateOneModel().
 			SetFilter(bson.D{{Key: "_id", Value: prefix + rollupID(k)}}).
-			SetUpdate(update).
+			SetUpdate(s.counterUpdate(k, n)).
 			SetUpsert(true))
 	}
 	// Two writers creating one counter at once may see a duplicate key

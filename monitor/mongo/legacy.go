@@ -278,7 +278,7 @@ func (s *Store) setLegacyHour(ctx context.Context, hour time.Time) error {
 	}
 	cur, err := s.rollups.Find(ctx, bson.D{
 		{Key: "kind", Value: bson.D{{Key: "$in", Value: bson.A{
-			string(monitor.RollupMinute), string(monitor.RollupHour), string(monitor.RollupEndpoint), string(monitor.RollupLatency),
+			string(monitor.RollupMinute), string(monitor.RollupHour), string(monitor.RollupReceiver), string(monitor.RollupLatency),
 		}}}},
 		{Key: "bucket", Value: bson.D{{Key: "$gte", Value: hour}, {Key: "$lt", Value: end}}},
 		{Key: "_id", Value: bson.D{{Key: "$gte", Value: legacyPrefix}, {Key: "$lt", Value: legacyPrefixEnd}}},

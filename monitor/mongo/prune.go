@@ -86,7 +86,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (n int, 
 	// Counters at zero of buckets that ended before the time: no hook
 	// will be counted in them again, unless an event of an expired hook
 	// arrives late (and then Apply makes them again).
-	for _, kind := range []monitor.RollupKind{monitor.RollupMinute, monitor.RollupHour, monitor.RollupEndpoint, monitor.RollupLatency} {
+	for _, kind := range []monitor.RollupKind{monitor.RollupMinute, monitor.RollupHour, monitor.RollupReceiver, monitor.RollupLatency} {
 		_, err := s.rollups.DeleteMany(ctx, bson.D{
 			{Key: "kind", Value: string(kind)},
 			{Key: "bucket", Value: bson.D{{Key: "$lte", Value: before.Add(-kind.Width())}}},

@@ -28,7 +28,7 @@ func (s *Store) Stats(ctx context.Context, q monitor.StatsQuery) (monitor.Stats,
 	}
 	from, to = q.RollupRange(time.Hour)
 	hourly, err := s.readRollups(ctx, bson.D{
-		{Key: "kind", Value: bson.D{{Key: "$in", Value: bson.A{string(monitor.RollupLatency), string(monitor.RollupEndpoint)}}}},
+		{Key: "kind", Value: bson.D{{Key: "$in", Value: bson.A{string(monitor.RollupLatency), string(monitor.RollupReceiver)}}}},
 		{Key: "bucket", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: to}}},
 	})
 	if err != nil {

@@ -118,11 +118,16 @@ type index struct {
 // the TTL of the retention: hooks expire retention after created, rollups
 // at their expireAt. A TTL index with another expiry is changed, so that a
 // changed RETENTION takes effect; with a retention of 0 the hooks' TTL
-// index is dropped and nothing expires. Last it counts the older
-// monitor's documents not counted yet in the legacy rollups
-// (buildLegacyRollups): a read of the _id index when there are none.
+// index is dropped and nothing expires. Then it turns the per-URL
+// counters of earlier versions into per-receiver ones
+// (moveEndpointRollups). Last it counts the older monitor's documents not
+// counted yet in the legacy rollups (buildLegacyRollups): a read of the
+// _id index when there are none.
 func (s *Store) Setup(ctx context.Context, retention time.Duration) error {
 	if err := s.setupIndexes(ctx, retention); err != nil {
+		return err
+	}
+	if err := s.moveEndpointRollups(ctx); err != nil {
 		return err
 	}
 	return s.buildLegacyRollups(ctx)

@@ -399,16 +399,16 @@ func (s *Store) count(ctx context.Context, f monitor.Filter) (int64, error) {
 }
 
 // Stats reads the rollups of the query's range (a range of the rollups'
-// primary key per kind), summing the hourly URL and latency counters of
-// the range in SQL, and assembles the statistics.
+// primary key per kind), summing the hourly receiver and latency counters
+// of the range in SQL, and assembles the statistics.
 func (s *Store) Stats(ctx context.Context, q monitor.StatsQuery) (monitor.Stats, error) {
 	var rows []monitor.RollupRow
-	for _, kind := range []monitor.RollupKind{q.CountKind(), monitor.RollupEndpoint, monitor.RollupLatency} {
+	for _, kind := range []monitor.RollupKind{q.CountKind(), monitor.RollupReceiver, monitor.RollupLatency} {
 		from, to := q.RollupRange(kind.Width())
 		query := `SELECT bucket, status, url, bin, n FROM rollups WHERE kind = ?1 AND bucket >= ?2 AND bucket <= ?3`
 		if kind != q.CountKind() {
-			// Only the sums over the range count: one row per URL and
-			// status, or per bin, dated at the range's first bucket.
+			// Only the sums over the range count: one row per receiver
+			// and status, or per bin, dated at the range's first bucket.
 			query = `SELECT ?2, status, url, bin, sum(n) FROM rollups WHERE kind = ?1 AND bucket >= ?2 AND bucket <= ?3 GROUP BY status, url, bin`
 		}
 		res, err := s.r.QueryContext(ctx, query, string(kind), ms(from), ms(to))

@@ -137,13 +137,14 @@ func open(path string, conns, cacheKiB int) (*sql.DB, error) {
 }
 
 // Setup creates the tables and indexes that are missing (Open has done it
-// once already). Retention is done by Prune, so the retention itself needs
-// nothing here.
+// once already) and turns the per-URL counters of earlier versions into
+// per-receiver ones (moveEndpointRollups). Retention is done by Prune, so
+// the retention itself needs nothing here.
 func (s *Store) Setup(ctx context.Context, _ time.Duration) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create the SQLite schema in %s: %w", s.path, err)
 	}
-	return nil
+	return s.moveEndpointRollups(ctx)
 }
 
 // Ping checks that the file can be read.

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open, opts Options) {
 		{"Search", testSearch},
 		{"TotalsAcrossHoursAndMinutes", testTotals},
 		{"Stats", testStats},
+		{"StatsCountFailuresPerReceiver", testStatsPerReceiver},
 		{"Prune", testPrune},
 		{"LimitsAreRefused", testLimits},
 		{"ConcurrentApplyConverges", testConcurrentApply},
@@ -566,6 +567,41 @@ func testStats(t *testing.T, s monitor.Store) {
 		if msg := sameStats(got, exp); msg != "" {
 			t.Errorf("Stats(%v to %v by %v): %s", q.From, q.To, q.Bucket, msg)
 		}
+	}
+}
+
+// testStatsPerReceiver checks that failing endpoints are counted per
+// receiver: URLs that differ in path, query, credentials or the case of
+// the host count as one, so that a token in every URL makes no more
+// counters than receivers.
+func testStatsPerReceiver(t *testing.T, s monitor.Store) {
+	failed, success := []sendhooks.Status{sendhooks.StatusFailed}, []sendhooks.Status{sendhooks.StatusSuccess}
+	jobs := []Job{
+		{URL: "http://127.0.0.1:9001/hooks/a?token=1", Attempts: failed},
+		{URL: "http://127.0.0.1:9001/hooks/b?token=2", Attempts: failed},
+		{URL: "http://user:secret@127.0.0.1:9001/c", Attempts: success},
+		{URL: "http://127.0.0.1:9002/x", Attempts: failed},
+		{URL: "http://localhost:9003/y", Attempts: failed},
+		{URL: "http://LocalHost:9003/Z", Attempts: success},
+		{URL: "http://localhost:9004/ok", Attempts: success},
+	}
+	for i := range jobs {
+		jobs[i].Created = base.Add(time.Duration(i) * time.Minute)
+		jobs[i].StreamID = fmt.Sprintf("%d-0", jobs[i].Created.UnixMilli())
+		jobs[i].WebhookID = fmt.Sprintf("receiver-%d", i)
+	}
+	load(t, s, jobs)
+	st, err := s.Stats(ctx(t), monitor.StatsQuery{From: base.Add(-time.Hour), To: base.Add(2 * time.Hour), Bucket: time.Hour})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	want := []monitor.Endpoint{
+		{URL: "http://127.0.0.1:9001", Failed: 2, Total: 3, FailureRate: 2.0 / 3},
+		{URL: "http://127.0.0.1:9002", Failed: 1, Total: 1, FailureRate: 1},
+		{URL: "http://localhost:9003", Failed: 1, Total: 2, FailureRate: 0.5},
+	}
+	if !slices.Equal(st.FailingEndpoints, want) {
+		t.Errorf("failing endpoints\n got %+v\nwant %+v", st.FailingEndpoints, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"strconv"
@@ -158,7 +159,7 @@ func (d Data) endpointBars() []hbar {
 	eps := d.Stats.FailingEndpoints
 	labels, values, amounts := make([]string, len(eps)), make([]string, len(eps)), make([]float64, len(eps))
 	for i, e := range eps {
-		labels[i] = layout.Excerpt(e.URL, 90)
+		labels[i] = cmp.Or(layout.Excerpt(e.URL, 90), "(URL without a host)")
 		values[i] = fmt.Sprintf("%d of %d", e.Failed, e.Total)
 		amounts[i] = float64(e.Failed)
 	}

@@ -857,7 +857,7 @@ func latencyChart(d Data) templ.Component {
 	})
 }
 
-// endpointsChart lists the endpoints with the most failed webhooks.
+// endpointsChart lists the receivers with the most failed webhooks.
 func endpointsChart(d Data) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -875,12 +875,12 @@ func endpointsChart(d Data) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 63, "<figure class=\"chart panel\" id=\"chart-endpoints\"><figcaption id=\"chart-endpoints-title\">Endpoints failing most (failed of all webhooks)</figcaption>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 63, "<figure class=\"chart panel\" id=\"chart-endpoints\"><figcaption id=\"chart-endpoints-title\">Receivers failing most (failed of all webhooks)</figcaption>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if len(d.Stats.FailingEndpoints) == 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 64, "<p class=\"empty\">No endpoint failed in this range.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 64, "<p class=\"empty\">No receiver failed in this range.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
