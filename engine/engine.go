@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendhooks/sendhooks"
 )
 
 // Timings of the engine's loops. They are variables only so tests of the
@@ -77,6 +79,11 @@ type Engine struct {
 	workers     sync.WaitGroup
 	rerecording sync.WaitGroup // outcomes written again after their batch failed
 	redisOK     atomic.Bool
+
+	// faultHook, set only by tests, is called before each job's attempt
+	// (ev nil) and before each status event is encoded: a test makes it
+	// panic for one job to check that the panic ends that job only.
+	faultHook func(t task, ev *sendhooks.StatusEvent)
 }
 
 // jobsHeld is how many jobs an engine with numWorkers workers holds in
@@ -422,7 +429,8 @@ func (e *Engine) hold(ctx context.Context, msgs []redis.XMessage, pending bool, 
 }
 
 // worker works the jobs the scheduler hands it until the scheduler is
-// closed (the engine is stopping). Work it has started runs on workCtx.
+// closed (the engine is stopping). Work it has started runs on workCtx. A
+// panic while it handles a job ends that job, not the worker (see work).
 //
 // It does not start a job whose idle time in the group was last reset
 // longer ago than the visibility timeout leaves room for an attempt
@@ -446,9 +454,7 @@ func (e *Engine) worker(workCtx context.Context) {
 			e.settle(j.task.entryID)
 			continue
 		}
-		if !e.process(workCtx, j, &sig) {
-			e.settle(j.task.entryID)
-		}
+		e.work(workCtx, j, &sig)
 	}
 }
 

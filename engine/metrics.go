@@ -23,6 +23,7 @@ type metrics struct {
 	inFlight                   prometheus.Gauge
 	retries                    prometheus.Counter
 	expired                    prometheus.Counter
+	panics                     prometheus.Counter
 	// trimmedBy counts the entries trimmed from each stream, by name.
 	trimmedBy map[string]prometheus.Counter
 	ready     func(context.Context) error
@@ -61,6 +62,10 @@ func newMetrics(e *Engine) *metrics {
 			Name: "sendhooks_jobs_left_for_a_claim_total",
 			Help: "Jobs that waited for a worker past visibilityTimeout minus requestTimeout since their idle time was last reset (Redis could not be reached to reset it) and were left pending to be claimed again.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendhooks_worker_panics_total",
+			Help: "Panics recovered while a worker handled a job, instead of ending the engine: the job ends failed and dead-lettered (the log has each panic's stack).",
+		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}
 	trimmed := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -80,7 +85,7 @@ func newMetrics(e *Engine) *metrics {
 		})))
 	}
 	m.registry.MustRegister(lengths...)
-	m.registry.MustRegister(trimmed, jobs, attempts, m.latency, m.inFlight, m.retries, m.expired,
+	m.registry.MustRegister(trimmed, jobs, attempts, m.latency, m.inFlight, m.retries, m.expired, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "sendhooks_jobs_waiting",

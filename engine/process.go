@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/sendhooks/sendhooks"
@@ -18,16 +20,92 @@ import (
 // the caller settles it.
 func (e *Engine) process(ctx context.Context, j *heldJob, sig *signer) bool {
 	t := j.task
-	e.metrics.inFlight.Inc()
-	res := e.http.deliver(ctx, t, sig)
-	e.metrics.inFlight.Dec()
-	e.sched.done(j.group, res.duration)
+	res := e.attempt(ctx, j, sig)
 	if res.aborted {
 		return false // cut short by the shutdown deadline: the entry stays pending
 	}
 	e.metrics.observeAttempt(res)
+	// Handing the outcome over is the last step: a panic before it has
+	// handed nothing to the recorder, which work relies on.
 	e.finish(t, e.decide(t, res))
 	return true
+}
+
+// attempt makes the job's HTTP attempt. Its time in flight, in the gauge
+// and in its host group, ends with the attempt even when the attempt
+// panics: a group still counting a request in flight would keep one of
+// its workers from it for good.
+func (e *Engine) attempt(ctx context.Context, j *heldJob, sig *signer) (res attemptResult) {
+	e.metrics.inFlight.Inc()
+	defer func() {
+		e.metrics.inFlight.Dec()
+		e.sched.done(j.group, res.duration)
+	}()
+	if e.faultHook != nil {
+		e.faultHook(j.task, nil)
+	}
+	return e.http.deliver(ctx, j.task, sig)
+}
+
+// work takes one job the scheduler handed a worker through process, and
+// settles its entry when process handed no outcome to the recorder. A
+// panic while it does so (a bug that some job's data reaches) is
+// recovered here and ends that job only (endPanicked). Left alone it would
+// end the engine: the other jobs in flight would be delivered again, and
+// the panicking job, read first from the pending list after a restart,
+// would end the engine again, and again.
+func (e *Engine) work(ctx context.Context, j *heldJob, sig *signer) {
+	defer func() {
+		if v := recover(); v != nil {
+			*sig = signer{} // the panic may have left it half-way through a change of key
+			e.endPanicked(j.task, v, debug.Stack())
+		}
+	}()
+	if !e.process(ctx, j, sig) {
+		e.settle(j.task.entryID)
+	}
+}
+
+// endPanicked ends a job whose handling panicked with v, stack being where:
+// it is logged and counted, and ends as a job out of attempts does,
+// failed and in the dead-letter stream, with the panic as its reason. It
+// is not retried, since it would most likely panic again; the dead letter
+// keeps its document for a replay once the bug is fixed.
+//
+// Its outcome is written, and its entry acknowledged, once, like any
+// other (recordScript). Should that write fail for good (Redis away for
+// half the visibility timeout, see rerecord), the entry stays pending, is
+// claimed again, panics again and ends here again: what bounds that loop
+// is Redis, not the job. It lasts only while no outcome can be written,
+// which holds every job back alike, at one round per visibility timeout,
+// and the engine keeps running through it; the first write that succeeds
+// ends the job.
+func (e *Engine) endPanicked(t task, v any, stack []byte) {
+	value := fmt.Sprint(v)
+	reason := "internal error while delivering: " + value
+	e.metrics.panics.Inc()
+	e.metrics.failed.Inc()
+	e.log.Error("panic while delivering a job; the job ends failed and goes to the dead-letter stream",
+		"entry", t.entryID, "streamId", t.origin, "attempt", t.attempt, "panic", value, "stack", string(stack))
+	defer func() {
+		// Encoding the job's data may be what panicked in the first place:
+		// then the event carries only what the engine itself made, rather
+		// than panic again on every claim of the entry.
+		if again := recover(); again != nil {
+			e.metrics.panics.Inc()
+			e.log.Error("panic while recording a job that panicked; its status event is recorded without the job's data",
+				"entry", t.entryID, "streamId", t.origin, "panic", fmt.Sprint(again), "stack", string(debug.Stack()))
+			e.finish(t, outcome{event: &sendhooks.StatusEvent{
+				Status: sendhooks.StatusFailed, DeliveryError: reason, StreamID: t.origin,
+				Created: sendhooks.Time{Time: t.created()}, Attempt: t.attempt, NumberOfTries: t.attempt,
+			}, dead: true})
+		}
+	}()
+	// Numbered with the attempt it ended, like a failed attempt's event, so
+	// that it outranks the events of earlier attempts in the monitor.
+	ev := t.event(sendhooks.StatusFailed, reason, nil)
+	ev.Attempt, ev.NumberOfTries = t.attempt, t.attempt
+	e.finish(t, outcome{event: ev, dead: true})
 }
 
 // refuse ends a job that can never be delivered with a failed status
@@ -76,6 +154,9 @@ func (e *Engine) logFailure(t task, level slog.Level, msg string, err error, mor
 func (e *Engine) finish(t task, o outcome) {
 	r := entryOutcome{task: t, outcome: o}
 	if o.event != nil {
+		if e.faultHook != nil {
+			e.faultHook(t, o.event)
+		}
 		r.event = o.event.AppendJSON(make([]byte, 0, 512+len(o.event.Job)+len(o.event.Response)))
 	}
 	e.recorder.submit(r)

@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sendhooks/sendhooks"
+)
+
+// panicFor makes the engine, once started, panic while it handles the job
+// with webhook id "boom": when trips says so for the call of the fault
+// hook (ev is nil before the job's attempt, and the status event about to
+// be encoded otherwise).
+func panicFor(value string, trips func(ev *sendhooks.StatusEvent) bool) func(*Engine) {
+	return func(e *Engine) {
+		e.faultHook = func(t task, ev *sendhooks.StatusEvent) {
+			if t.job.WebhookID == "boom" && trips(ev) {
+				panic(value)
+			}
+		}
+	}
+}
+
+// panicConfig has two workers, both allowed at the one receiver: a
+// worker lost, or a slot or a place in flight of the host group not given
+// back, would hold up the jobs after the panic.
+func panicConfig(b *bundle) Config {
+	cfg := b.cfg
+	cfg.NumWorkers, cfg.MaxPerHost = 2, 2
+	return cfg
+}
+
+func TestPanicDuringAnAttemptEndsOnlyItsJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusOK))
+	e, stop := b.startTuned(t, panicConfig(b), panicFor("test panic", func(ev *sendhooks.StatusEvent) bool { return ev == nil }))
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+
+	good := b.addJobs(t, rc.URL, "before", 10)
+	boom := b.addJob(t, job(rc.URL, "boom"))
+	good = append(good, b.addJobs(t, rc.URL, "with", 10)...)
+	b.finals(t, 21)
+	// The engine goes on with jobs written after the panic was recorded.
+	good = append(good, b.addJobs(t, rc.URL, "after", 10)...)
+	finals := b.finals(t, 31)
+
+	wantSuccess(t, finals, good, 1)
+	wantOnceEach(t, rc, 30)
+	if n := perWebhook(rc)["boom"]; n != 0 {
+		t.Errorf("the panicking job reached the receiver %d times; the panic came before its request", n)
+	}
+	ev := wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: test panic")
+	if ev.WebhookID != "boom" || ev.URL != rc.URL || ev.Job != job(rc.URL, "boom") || string(ev.MetaData) != `{"ip_address": "192.168.1.1"}` {
+		t.Errorf("the failed event keeps what is known of the job: %+v", ev)
+	}
+	wantMetrics(t, ops.URL, `sendhooks_worker_panics_total 1`, `sendhooks_jobs_total{outcome="failed"} 1`,
+		`sendhooks_jobs_total{outcome="success"} 30`, `sendhooks_in_flight 0`)
+	stop()
+	wantNothingHeld(t, e)
+}
+
+func TestPanicEncodingTheJobsDataEndsItWithoutIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusOK))
+	// Every status event carrying the job's document panics: the success
+	// event of its attempt, then the failed event that ends it.
+	e, stop := b.startTuned(t, panicConfig(b), panicFor("cannot encode", func(ev *sendhooks.StatusEvent) bool {
+		return ev != nil && ev.Job != ""
+	}))
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+
+	good := b.addJobs(t, rc.URL, "before", 5)
+	boom := b.addJob(t, job(rc.URL, "boom"))
+	good = append(good, b.addJobs(t, rc.URL, "after", 5)...)
+	finals := b.finals(t, 11)
+
+	wantSuccess(t, finals, good, 1)
+	wantOnceEach(t, rc, 11) // the panicking job's attempt was made before the panic
+	ev := wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: cannot encode")
+	if ev.WebhookID != "" || ev.URL != "" || ev.Job != "" || len(ev.MetaData) != 0 || ev.Created.UnixMilli() != mustStreamMillis(t, boom) {
+		t.Errorf("the failed event keeps only what the engine made: %+v", ev)
+	}
+	wantMetrics(t, ops.URL, `sendhooks_worker_panics_total 2`, `sendhooks_in_flight 0`)
+	stop()
+	wantNothingHeld(t, e)
+}
+
+// TestPanicWhileOutcomesCannotBeWrittenEndsOnceTheyCan makes every
+// outcome's write fail (the status stream's key holds a string) while one
+// job panics at each of its attempts. Its failed outcome cannot be
+// written either: it stays pending, is claimed again and panics again,
+// with the engine running through it; once writes succeed it ends with
+// one failed status and one dead letter, and no loop is left.
+func TestPanicWhileOutcomesCannotBeWrittenEndsOnceTheyCan(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.rdb.Set(ctx, b.cfg.StatusStream, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t, answer(http.StatusOK))
+	cfg := panicConfig(b)
+	cfg.VisibilityTimeout = time.Second
+	cfg.RequestTimeout = 500 * time.Millisecond
+	var panics atomic.Int32
+	e, stop := b.startTuned(t, cfg, func(e *Engine) {
+		e.faultHook = func(t task, ev *sendhooks.StatusEvent) {
+			if t.job.WebhookID == "boom" && ev == nil {
+				panics.Add(1)
+				panic("test panic")
+			}
+		}
+	})
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+
+	good := b.addJobs(t, rc.URL, "unrecorded", 3)
+	boom := b.addJob(t, job(rc.URL, "boom"))
+	waitFor(t, 10*time.Second, "the panicking job handled again after its outcome could not be written", func() bool {
+		return panics.Load() >= 2
+	})
+	if p := b.pendingCount(t); p != 4 {
+		t.Fatalf("%d of 4 jobs pending while no outcome can be written", p)
+	}
+
+	if err := b.rdb.Del(ctx, b.cfg.StatusStream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	finals := b.finals(t, 4)
+	wantSuccess(t, finals, good, 1)
+	wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: test panic")
+	n := panics.Load()
+	wantMetrics(t, ops.URL, fmt.Sprintf("sendhooks_worker_panics_total %d", n), `sendhooks_in_flight 0`)
+	stop()
+	if got := panics.Load(); got != n {
+		t.Errorf("the job panicked again after its outcome was written: %d panics, then %d", n, got)
+	}
+	wantNothingHeld(t, e)
+}
+
+// wantOnceEach fails unless the receiver got n webhooks, each once.
+func wantOnceEach(t *testing.T, rc *receiver, n int) {
+	t.Helper()
+	counts := perWebhook(rc)
+	for id, c := range counts {
+		if c != 1 {
+			t.Errorf("webhook %s reached the receiver %d times, want once", id, c)
+		}
+	}
+	if len(counts) != n {
+		t.Errorf("the receiver got %d webhooks, want %d", len(counts), n)
+	}
+}
+
+// wantPanicEnded checks that the job with stream id id ended with one
+// status event, failed on attempt 1 with reason, and one dead letter
+// keeping doc, and that nothing is left pending; it returns the event.
+func wantPanicEnded(t *testing.T, b *bundle, finals map[string]sendhooks.StatusEvent, id, doc, reason string) sendhooks.StatusEvent {
+	t.Helper()
+	b.waitAcked(t)
+	var events int
+	for _, ev := range b.statuses(t) {
+		if ev.StreamID == id {
+			events++
+		}
+	}
+	ev := finals[id]
+	if events != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != reason ||
+		ev.Attempt != 1 || ev.NumberOfTries != 1 {
+		t.Errorf("panicking job %s: %d status events, final %+v; want one, failed on attempt 1 with %q", id, events, ev, reason)
+	}
+	dead, err := b.rdb.XRange(context.Background(), sendhooks.DeadLetterStream(b.cfg.JobStream), "-", "+").Result()
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead-letter stream: %v %v; want the panicking job alone", dead, err)
+	}
+	if v := dead[0].Values; v["data"] != doc || v["origin"] != id || v["error"] != reason || v["attempts"] != "1" {
+		t.Errorf("dead letter: %v", v)
+	}
+	return ev
+}
+
+// wantMetrics fails unless the engine's /metrics at ops has each line.
+func wantMetrics(t *testing.T, ops string, lines ...string) {
+	t.Helper()
+	body := get(t, ops+"/metrics", http.StatusOK)
+	for _, want := range lines {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// wantNothingHeld checks, once the engine has stopped with every job
+// ended, that its bookkeeping came back to rest: no slot taken, no entry
+// held, no request in flight for any host group.
+func wantNothingHeld(t *testing.T, e *Engine) {
+	t.Helper()
+	if n := len(e.slots); n != 0 {
+		t.Errorf("%d slots still taken", n)
+	}
+	e.held.mu.Lock()
+	if n := len(e.held.ids); n != 0 {
+		t.Errorf("%d entries still held: %v", n, e.held.ids)
+	}
+	e.held.mu.Unlock()
+	e.sched.mu.Lock()
+	defer e.sched.mu.Unlock()
+	for name, g := range e.sched.groups {
+		if g.running != 0 || len(g.queue) != 0 {
+			t.Errorf("host group %s: %d in flight, %d queued", name, g.running, len(g.queue))
+		}
+	}
+}
