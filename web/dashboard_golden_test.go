@@ -111,6 +111,7 @@ func TestGoldenComponents(t *testing.T) {
 			Query: url.Values{}, Notice: "2 failed webhooks queued for retry."})},
 		{"list_table_paged", list.Table(goldenPage(layout.NavHooks), listData)},
 		{"list_confirm_retry", list.ConfirmRetry(goldenPage(layout.NavHooks), list.Confirm{Count: 3, Max: 1000, Query: q})},
+		{"list_confirm_retry_partial", list.ConfirmRetry(goldenPage(layout.NavHooks), list.Confirm{Count: 3, Partial: true, Max: 1000, Query: q})},
 		{"detail_success", detail.Page(signedIn, detail.Data{Hook: hooks[0], Notice: "Queued for retry as attempt 3."})},
 		{"detail_xss", detail.Page(goldenPage(layout.NavHooks), detail.Data{Hook: hooks[1]})},
 		{"detail_old_engine", detail.Live(goldenPage(layout.NavHooks), detail.Data{Hook: hooks[2]})},

@@ -163,7 +163,12 @@ func (d *dashboard) confirmRetry(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		conf.Count, conf.Truncated = int(min(res.Total, maxBulkRetry)), res.Total > maxBulkRetry
+		// A count that stopped at a bound (TotalAtLeast) is a lower bound:
+		// at the bulk retry's own bound, more match than are retried; below
+		// it, a search stopped at its window, as the retry will.
+		conf.Count = int(min(res.Total, maxBulkRetry))
+		conf.Truncated = res.Total > maxBulkRetry || res.TotalAtLeast && res.Total >= maxBulkRetry
+		conf.Partial = res.TotalAtLeast && !conf.Truncated
 	}
 	return render(c, http.StatusOK, list.ConfirmRetry(d.page(c, "Retry failed webhooks", layout.NavHooks), conf))
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"log/slog"
 	"net/http"
@@ -157,6 +158,28 @@ func TestDashboardHookPageAndRetry(t *testing.T) {
 	}
 }
 
+// TestDashboardBulkRetryConfirmsACountAtItsBound checks the confirmation
+// of a bulk retry whose count stopped at a bound: 1,001 failed webhooks
+// share one webhookId, and an exact-id search counts up to
+// monitor.MaxExactMatches of them, as many as a bulk retry queues: the
+// page says that more may match and only the newest are retried.
+func TestDashboardBulkRetryConfirmsACountAtItsBound(t *testing.T) {
+	d := startDashboard(t, nil)
+	a := &testAPI{store: d.store}
+	evs := make([]sendhooks.StatusEvent, 0, maxBulkRetry+1)
+	for i := range maxBulkRetry + 1 {
+		ev := engineEvent(fmt.Sprintf("1767348%06d-0", i), 1, sendhooks.StatusFailed, 10)
+		ev.WebhookID = "order-dup"
+		evs = append(evs, ev)
+	}
+	a.seed(t, evs...)
+	status, _, body := d.get(t, "/retry-failed?search=order-dup")
+	if status != http.StatusOK || !strings.Contains(body, "<strong>1000</strong> failed webhooks match") ||
+		!strings.Contains(body, "More than 1000 may match; only the newest 1000 are retried now.") {
+		t.Fatalf("confirmation of a count at its bound: %d\n%s", status, body)
+	}
+}
+
 func TestDashboardBulkRetry(t *testing.T) {
 	d := startDashboard(t, nil)
 	seedDashboard(t, d)
@@ -172,6 +195,9 @@ func TestDashboardBulkRetry(t *testing.T) {
 	_, _, body = d.get(t, "/retry-failed?status=success")
 	if !strings.Contains(body, "No failed webhooks match") {
 		t.Fatalf("confirmation for successes:\n%s", body)
+	}
+	if strings.Contains(body, "may match") || strings.Contains(body, "looked through") {
+		t.Fatalf("a confirmation with an exact count speaks of more:\n%s", body)
 	}
 
 	token := d.csrf(t, "/retry-failed")

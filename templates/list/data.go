@@ -120,8 +120,13 @@ func linkID(id string) string {
 type Confirm struct {
 	// Count is how many failed hooks the filters select (up to Max).
 	Count int
-	// Truncated says that more than Max matched; only Max are retried.
+	// Truncated says that more than Max matched, or at least Max; only Max
+	// are retried.
 	Truncated bool
+	// Partial says that the search counted within its window only
+	// (monitor.SearchWindow): older hooks may match too, and are not
+	// retried.
+	Partial bool
 	// Max is how many hooks one bulk retry queues at most.
 	Max int
 	// Query holds the filter parameters, posted back with the confirmation.
