@@ -63,8 +63,8 @@ func newMetrics(e *Engine) *metrics {
 			Help: "Jobs that waited for a worker past visibilityTimeout minus requestTimeout since their idle time was last reset (Redis could not be reached to reset it) and were left pending to be claimed again.",
 		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sendhooks_worker_panics_total",
-			Help: "Panics recovered while a worker handled a job, instead of ending the engine: the job ends failed and dead-lettered (the log has each panic's stack).",
+			Name: "sendhooks_panics_total",
+			Help: "Panics recovered while the engine read or handled a job, instead of ending the engine: the job ends failed, as a bad job when reading it, dead-lettered when handling it (the log has each panic's stack).",
 		}),
 		ready: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() },
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sendhooks/sendhooks"
 )
 
@@ -61,7 +63,7 @@ func TestPanicDuringAnAttemptEndsOnlyItsJob(t *testing.T) {
 	if ev.WebhookID != "boom" || ev.URL != rc.URL || ev.Job != job(rc.URL, "boom") || string(ev.MetaData) != `{"ip_address": "192.168.1.1"}` {
 		t.Errorf("the failed event keeps what is known of the job: %+v", ev)
 	}
-	wantMetrics(t, ops.URL, `sendhooks_worker_panics_total 1`, `sendhooks_jobs_total{outcome="failed"} 1`,
+	wantMetrics(t, ops.URL, `sendhooks_panics_total 1`, `sendhooks_jobs_total{outcome="failed"} 1`,
 		`sendhooks_jobs_total{outcome="success"} 30`, `sendhooks_in_flight 0`)
 	stop()
 	wantNothingHeld(t, e)
@@ -90,7 +92,7 @@ func TestPanicEncodingTheJobsDataEndsItWithoutIt(t *testing.T) {
 	if ev.WebhookID != "" || ev.URL != "" || ev.Job != "" || len(ev.MetaData) != 0 || ev.Created.UnixMilli() != mustStreamMillis(t, boom) {
 		t.Errorf("the failed event keeps only what the engine made: %+v", ev)
 	}
-	wantMetrics(t, ops.URL, `sendhooks_worker_panics_total 2`, `sendhooks_in_flight 0`)
+	wantMetrics(t, ops.URL, `sendhooks_panics_total 2`, `sendhooks_in_flight 0`)
 	stop()
 	wantNothingHeld(t, e)
 }
@@ -140,11 +142,58 @@ func TestPanicWhileOutcomesCannotBeWrittenEndsOnceTheyCan(t *testing.T) {
 	wantSuccess(t, finals, good, 1)
 	wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: test panic")
 	n := panics.Load()
-	wantMetrics(t, ops.URL, fmt.Sprintf("sendhooks_worker_panics_total %d", n), `sendhooks_in_flight 0`)
+	wantMetrics(t, ops.URL, fmt.Sprintf("sendhooks_panics_total %d", n), `sendhooks_in_flight 0`)
 	stop()
 	if got := panics.Load(); got != n {
 		t.Errorf("the job panicked again after its outcome was written: %d panics, then %d", n, got)
 	}
+	wantNothingHeld(t, e)
+}
+
+func init() {
+	// Reading the stream entry of a job whose webhookId is "boom-read"
+	// panics (TestPanicWhileReadingAJobRefusesItOnly); no other test uses
+	// that id. Set here, before any test starts an engine.
+	readFault = func(msg redis.XMessage) {
+		if raw, _ := msg.Values[sendhooks.StreamField].(string); strings.Contains(raw, `"webhookId": "boom-read"`) {
+			panic("test read panic")
+		}
+	}
+}
+
+// TestPanicWhileReadingAJobRefusesItOnly makes reading one job's entry
+// panic among others: that job alone ends, failed as a bad job with the
+// panic as its reason, once; every other job is delivered once, and the
+// engine goes on.
+func TestPanicWhileReadingAJobRefusesItOnly(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusOK))
+	e, stop := b.startTuned(t, panicConfig(b), nil)
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+
+	good := b.addJobs(t, rc.URL, "before", 5)
+	boom := b.addJob(t, job(rc.URL, "boom-read"))
+	good = append(good, b.addJobs(t, rc.URL, "after", 5)...)
+	finals := b.finals(t, 11)
+	b.waitAcked(t)
+
+	wantSuccess(t, finals, good, 1)
+	wantOnceEach(t, rc, 10)
+	var events int
+	for _, ev := range b.statuses(t) {
+		if ev.StreamID == boom {
+			events++
+		}
+	}
+	const reason = "bad job: internal error while reading the job: test read panic"
+	if ev := finals[boom]; events != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != reason {
+		t.Errorf("job %s whose reading panicked: %d status events, final %+v; want one, failed with %q", boom, events, ev, reason)
+	}
+	wantMetrics(t, ops.URL, `sendhooks_panics_total 1`, `sendhooks_jobs_total{outcome="bad_job"} 1`,
+		`sendhooks_jobs_total{outcome="success"} 10`)
+	stop()
 	wantNothingHeld(t, e)
 }
 

@@ -112,7 +112,13 @@ func (e *Engine) endPanicked(t task, v any, stack []byte) {
 // event, before any attempt.
 func (e *Engine) refuse(t task) {
 	ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
-	e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
+	if t.panicked != nil {
+		e.metrics.panics.Inc()
+		e.log.Error("panic while reading a job; the job is refused as bad", "entry", t.entryID,
+			"reason", t.bad, "stack", string(t.panicked))
+	} else {
+		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
+	}
 	e.metrics.badJobs.Inc()
 	e.finish(t, outcome{event: ev})
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -25,13 +26,30 @@ type task struct {
 	to       target // where the job's requests go, read from its URL
 	key      []byte // the signing key from the job's secretHash; nil: unsigned
 	bad      error  // why the job can never be delivered, if it can't
+	panicked []byte // the stack of a panic while the entry was read, which made it bad
 }
+
+// readFault, when set (by tests only, before any engine starts), is
+// called as each stream entry is read: a test makes it panic for one.
+var readFault func(msg redis.XMessage)
 
 // newTask reads a stream entry. It never fails: an entry that cannot be
 // delivered becomes a task whose bad field says why, so that it ends with a
-// failed status event instead of blocking the stream.
-func newTask(msg redis.XMessage) task {
-	t := task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
+// failed status event instead of blocking the stream. So does an entry
+// whose reading panics (a bug that its contents reach), keeping the stack:
+// left alone, the panic would end the engine, which reads its own pending
+// entries first after a restart, and would end again on the same entry.
+func newTask(msg redis.XMessage) (t task) {
+	t = task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
+	defer func() {
+		if v := recover(); v != nil {
+			t.bad = &sendhooks.BadJobError{Reason: fmt.Sprintf("internal error while reading the job: %v", v)}
+			t.panicked = debug.Stack()
+		}
+	}()
+	if readFault != nil {
+		readFault(msg)
+	}
 	if v, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && isStreamID(v) {
 		// Anything else in the field (it can be written by anyone who can
 		// write the stream) is ignored: the origin goes into a header and
