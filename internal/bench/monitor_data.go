@@ -53,8 +53,11 @@ func (s *orderSet) messageID(i int) string {
 
 func (s *orderSet) receiver(i int) int { return i % receivers }
 
+// url is webhook i's URL: its receiver's, with a token of its own, as
+// chat and SaaS webhooks carry one, so that every webhook's URL differs
+// (the statistics' failing endpoints must cost per receiver, not per URL).
 func (s *orderSet) url(i int) string {
-	return fmt.Sprintf("https://receiver-%02d.example.com/webhooks/orders", s.receiver(i))
+	return fmt.Sprintf("https://receiver-%02d.example.com/webhooks/orders?token=%s", s.receiver(i), s.messageID(i)[4:])
 }
 
 // created is when webhook i's job was queued, at the millisecond

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -224,6 +225,9 @@ func wantHook(set *orderSet, i int) func([]byte) error {
 	}
 }
 
+// receiverURL is the form of the receivers of the order set's URLs.
+var receiverURL = regexp.MustCompile(`^https://receiver-[0-9]{2}\.example\.com$`)
+
 // wantStats checks statistics of [from, set.now] in buckets of bucket,
 // whole hours: they count the webhooks whose created hour starts in
 // [from's hour, now] (hourly rollups).
@@ -243,9 +247,12 @@ func wantStats(set *orderSet, from time.Time, bucket time.Duration) func([]byte)
 	}
 	return func(body []byte) error {
 		var st struct {
-			Total    int                      `json:"total"`
-			ByStatus map[sendhooks.Status]int `json:"byStatus"`
-			Buckets  []json.RawMessage        `json:"buckets"`
+			Total            int                      `json:"total"`
+			ByStatus         map[sendhooks.Status]int `json:"byStatus"`
+			Buckets          []json.RawMessage        `json:"buckets"`
+			FailingEndpoints []struct {
+				URL string `json:"url"`
+			} `json:"failingEndpoints"`
 		}
 		if err := json.Unmarshal(body, &st); err != nil {
 			return fmt.Errorf("the answer is not statistics: %w", err)
@@ -258,6 +265,15 @@ func wantStats(set *orderSet, from time.Time, bucket time.Duration) func([]byte)
 		}
 		if st.Total != total || fmt.Sprint(got) != fmt.Sprint(want) || len(st.Buckets) != buckets {
 			return fmt.Errorf("total %d, byStatus %v, %d buckets; want %d, %v, %d", st.Total, got, len(st.Buckets), total, want, buckets)
+		}
+		// Failures count per receiver, whatever token each URL holds.
+		if (len(st.FailingEndpoints) == 0) != (want[sendhooks.StatusFailed] == 0) {
+			return fmt.Errorf("%d failing endpoints for %d failed webhooks", len(st.FailingEndpoints), want[sendhooks.StatusFailed])
+		}
+		for _, e := range st.FailingEndpoints {
+			if !receiverURL.MatchString(e.URL) {
+				return fmt.Errorf("failing endpoint %q is not a receiver", e.URL)
+			}
 		}
 		return nil
 	}
