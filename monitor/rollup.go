@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
@@ -69,17 +68,44 @@ const maxRollupURL = 512
 
 // ReceiverOf names the receiver a webhook URL is sent to: its scheme,
 // host and port in lower case ("https://hooks.example.com:8443"), without
-// the credentials, path and query, which often hold a token per webhook.
-// Statistics count failures per receiver so that they read as many
-// counters as there are receivers, not webhooks. A URL with no host gives
-// "". The result is at most maxRollupURL bytes, and ReceiverOf of a
-// receiver is itself.
+// the credentials, path, query and fragment, which often hold a token per
+// webhook. Statistics count failures per receiver so that they read as
+// many counters as there are receiver hosts, not webhooks. A URL without
+// a scheme or a host gives "".
+//
+// The host is taken as written, by its delimiters alone, and nothing
+// after it is read: earlier versions kept a URL's first 512 bytes, and a
+// cut URL must name the same receiver as the whole one whenever its
+// scheme, credentials and host fit in them (so that the counters moved
+// from those versions and the hooks' own share agree). The result is at
+// most maxRollupURL bytes, and ReceiverOf of a receiver is itself.
 func ReceiverOf(rawURL string) string {
-	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil || u.Host == "" {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(rawURL), "://")
+	if !ok || !validScheme(scheme) {
 		return ""
 	}
-	return cut(strings.ToLower(u.Scheme+"://"+u.Host), maxRollupURL)
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[at+1:] // the credentials
+	}
+	if rest == "" {
+		return ""
+	}
+	return cut(strings.ToLower(scheme+"://"+rest), maxRollupURL)
+}
+
+// validScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, "+", "-" or "." (RFC 3986).
+func validScheme(s string) bool {
+	for i, c := range []byte(s) {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // RollupDelta is a change to the counters: how much to add to each.

@@ -100,9 +100,16 @@ func TestReceiverOf(t *testing.T) {
 		{" http://[::1]:8080/x ", "http://[::1]:8080"},
 		{"http://127.0.0.1:9001", "http://127.0.0.1:9001"},
 		{long, long[:maxRollupURL]},
+		{"http://[fe80::1%25eth0]:80/x", "http://[fe80::1%25eth0]:80"},
+		{"https://host.example/a%7Bb\x01#frag", "https://host.example"}, // the path is not read
+		{"https://u:p@w@host.example?q=@x", "https://host.example"},
+		{`http://<script>alert("x")</script>/y`, `http://<script>alert("x")<`},
 		{"127.0.0.1:9001/x", ""}, // no scheme: not a URL
 		{"/relative/path", ""},
-		{"http://%zz/", ""},
+		{"1http://host/", ""},
+		{"ht tp://host/", ""},
+		{"http:///path", ""},
+		{"http://user@/path", ""},
 		{"", ""},
 	} {
 		got := ReceiverOf(c.url)
@@ -111,6 +118,16 @@ func TestReceiverOf(t *testing.T) {
 		}
 		if again := ReceiverOf(got); again != got {
 			t.Errorf("ReceiverOf(%q) = %q: a receiver must name itself", got, again)
+		}
+		// Earlier versions kept a URL's first 512 bytes: cut anywhere
+		// after its host, it names the same receiver.
+		if got != "" && len(got) < maxRollupURL && !strings.Contains(c.url, "@") {
+			long := c.url + "/" + strings.Repeat("%7B", 300)
+			for n := len(got) + 1; n <= maxRollupURL; n += 7 {
+				if r := ReceiverOf(cut(long, n)); r != got {
+					t.Errorf("ReceiverOf of %q cut at %d = %q, want %q", long, n, r, got)
+				}
+			}
 		}
 	}
 }

@@ -15,7 +15,8 @@ import (
 //
 // Every method reads a bounded amount whatever is stored: one page of
 // webhooks plus index entries, or a bounded number of rollup rows (Stats
-// reads one per receiver, not per URL, for the failing endpoints).
+// reads one per receiver host, not per URL, for the failing endpoints: only
+// a host per webhook makes them grow with the webhooks).
 type Store interface {
 	// Setup creates what the store needs (tables, indexes, the TTL of
 	// retention) and changes none of it that exists in the right shape.

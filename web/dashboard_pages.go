@@ -164,8 +164,9 @@ func (d *dashboard) confirmRetry(c echo.Context) error {
 			return err
 		}
 		// A count that stopped at a bound (TotalAtLeast) is a lower bound:
-		// at the bulk retry's own bound, more match than are retried; below
-		// it, a search stopped at its window, as the retry will.
+		// at the bulk retry's own bound, more may match than are retried;
+		// below it, at least that many match, and the retry (monitor.Collect)
+		// may find more past the count's window.
 		conf.Count = int(min(res.Total, maxBulkRetry))
 		conf.Truncated = res.Total > maxBulkRetry || res.TotalAtLeast && res.Total >= maxBulkRetry
 		conf.Partial = res.TotalAtLeast && !conf.Truncated

@@ -27,6 +27,10 @@ const (
 	xssID      = `<script>alert("id")</script>`
 	xssWebhook = `"><img src=x onerror=alert("webhookId")>`
 	xssURL     = `javascript:alert("url")//<script>alert("url")</script>`
+	// xssHostURL has markup in its host, which the stats page shows as
+	// the receiver: xssReceiver.
+	xssHostURL  = `http://<img src=x onerror=alert("host")>/x`
+	xssReceiver = `http://<img src=x onerror=alert("host")>`
 	// Quoted with ' as JSON text shows " escaped as \".
 	xssData     = `<script>alert('data')</script>`
 	xssMeta     = `'><img src=x onerror=alert('meta')>`
@@ -86,7 +90,7 @@ func seedXSS(t *testing.T, a *testAPI) {
 	ev.Created = ts("2026-01-02T10:00:00Z")
 	ev.MetaData = rawJSON(t, map[string]string{"note": xssMeta})
 	ev.Job = string(rawJSON(t, map[string]any{"url": xssURL, "webhookId": xssWebhook, "data": map[string]string{"html": xssData}, "secretHash": "s3cret"}))
-	a.seed(t, ev, oldEvent(xssID, xssURL, sendhooks.StatusFailed, "2026-01-02T11:00:00Z", ""))
+	a.seed(t, ev, oldEvent(xssID, xssHostURL, sendhooks.StatusFailed, "2026-01-02T11:00:00Z", ""))
 }
 
 // rawJSON is v as JSON with <, > and & kept as they are, as a producer
@@ -141,11 +145,11 @@ func TestSecurityStoredXSS(t *testing.T) {
 		{"/partials/hooks", http.StatusOK, []string{xssID, xssWebhook, xssURL, xssError}},
 		{"/hooks/" + xssStreamID, http.StatusOK, []string{xssWebhook, xssURL, xssError, xssResponse, xssMetaShown, xssData}},
 		{"/partials/hooks/" + xssStreamID, http.StatusOK, []string{xssWebhook, xssURL, xssError, xssResponse}},
-		{string(list.HookURL(xssID)), http.StatusOK, []string{xssID, xssURL}},
+		{string(list.HookURL(xssID)), http.StatusOK, []string{xssID, xssHostURL}},
 		{string(list.HookURL(xssWebhook)), http.StatusOK, []string{xssWebhook, xssURL}},
-		// The stats page names receivers (scheme, host and port), which
-		// hold no markup: the seeded URL has none, and shows as such.
-		{"/stats?range=24h", http.StatusOK, []string{"(URL without a host)"}},
+		// The stats page names receivers (scheme, host and port): the one
+		// with markup in its host, and xssURL's, which has no host.
+		{"/stats?range=24h", http.StatusOK, []string{xssReceiver, "(URL without a host)"}},
 		// Markup in the request is reflected escaped too.
 		{"/?search=" + url.QueryEscape(xssData), http.StatusOK, []string{xssData}},
 		{"/retry-failed?search=" + url.QueryEscape(xssData), http.StatusOK, nil},

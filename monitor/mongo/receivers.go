@@ -61,26 +61,31 @@ func (s *Store) moveEndpointRollups(ctx context.Context) error {
 }
 
 // moveEndpointHour adds the per-URL counters that hour selects to the
-// receiver counters, summed by receiver, marking each.
+// receiver counters, summed by receiver, marking each (one whose sum is 0
+// too, so that a move of the hour cut short never adds it later). The sums
+// are taken as the counters are read: memory grows with the hour's
+// receivers, not its webhooks.
 func (s *Store) moveEndpointHour(ctx context.Context, hour bson.D) error {
 	cur, err := s.rollups.Find(ctx, hour)
 	if err != nil {
 		return err
 	}
-	var docs []rollupDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return err
-	}
-	delta := monitor.RollupDelta{}
-	for _, d := range docs {
+	defer cur.Close(context.WithoutCancel(ctx))
+	sums := map[monitor.RollupKey]int64{}
+	for cur.Next(ctx) {
+		var d rollupDoc
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
 		k := d.row().RollupKey
 		k.Kind, k.URL = monitor.RollupReceiver, monitor.ReceiverOf(d.URL)
-		if delta[k] += d.N; delta[k] == 0 {
-			delete(delta, k)
-		}
+		sums[k] += d.N
+	}
+	if err := cur.Err(); err != nil {
+		return err
 	}
 	var models []mongo.WriteModel
-	for k, n := range delta {
+	for k, n := range sums {
 		models = append(models, mongo.NewUpdateOneModel().
 			SetFilter(bson.D{{Key: "_id", Value: rollupID(k)}, {Key: "moved", Value: bson.D{{Key: "$exists", Value: false}}}}).
 			SetUpdate(s.counterUpdate(k, n, bson.E{Key: "moved", Value: true})).
@@ -88,11 +93,32 @@ func (s *Store) moveEndpointHour(ctx context.Context, hour bson.D) error {
 	}
 	for len(models) > 0 {
 		n := min(len(models), writeChunk)
-		_, err := s.rollups.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
-		if _, other := bulkErrors(err); other != nil {
-			return other // a duplicate _id is a counter moved already
+		if err := s.moveOnce(ctx, models[:n]); err != nil {
+			return err
 		}
 		models = models[n:]
+	}
+	return nil
+}
+
+// moveOnce runs the marked upserts of moveEndpointHour. An upsert that
+// fails on its _id met a counter that is either marked already (moved by
+// an earlier run) or was just made by a monitor counting a hook: it is
+// sent once more, which adds to the second and fails again on the first.
+func (s *Store) moveOnce(ctx context.Context, models []mongo.WriteModel) error {
+	for round := 1; round <= 2 && len(models) > 0; round++ {
+		_, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		dups, other := bulkErrors(err)
+		if other != nil {
+			return other
+		}
+		var again []mongo.WriteModel
+		for i, m := range models {
+			if dups[i] {
+				again = append(again, m)
+			}
+		}
+		models = again
 	}
 	return nil
 }

@@ -123,9 +123,9 @@ type Confirm struct {
 	// Truncated says that more than Max matched, or at least Max; only Max
 	// are retried.
 	Truncated bool
-	// Partial says that the search counted within its window only
-	// (monitor.SearchWindow): older hooks may match too, and are not
-	// retried.
+	// Partial says that Count stopped at a bound below Max (a search's
+	// window, monitor.SearchWindow): at least Count match, and the retry,
+	// which reads on page by page, may queue more, up to Max.
 	Partial bool
 	// Max is how many hooks one bulk retry queues at most.
 	Max int
