@@ -151,21 +151,26 @@ func TestPanicWhileOutcomesCannotBeWrittenEndsOnceTheyCan(t *testing.T) {
 }
 
 func init() {
-	// Reading the stream entry of a job whose webhookId is "boom-read"
-	// panics (TestPanicWhileReadingAJobRefusesItOnly); no other test uses
-	// that id. Set here, before any test starts an engine.
+	// Reading the stream entry of a job whose webhookId starts with
+	// "boom-read" panics (the TestPanicWhileReading tests); no other test
+	// uses such an id. Set here, before any test starts an engine.
 	readFault = func(msg redis.XMessage) {
-		if raw, _ := msg.Values[sendhooks.StreamField].(string); strings.Contains(raw, `"webhookId": "boom-read"`) {
+		if raw, _ := msg.Values[sendhooks.StreamField].(string); strings.Contains(raw, `"webhookId": "boom-read`) {
 			panic("test read panic")
 		}
 	}
 }
 
-// TestPanicWhileReadingAJobRefusesItOnly makes reading one job's entry
-// panic among others: that job alone ends, failed as a bad job with the
-// panic as its reason, once; every other job is delivered once, and the
-// engine goes on.
-func TestPanicWhileReadingAJobRefusesItOnly(t *testing.T) {
+// readPanicReason is the reason of a job whose reading panicked.
+const readPanicReason = "bad job: internal error while reading the job: test read panic"
+
+// TestPanicWhileReadingAJobEndsItOnly makes reading two jobs' entries
+// panic among others, one of them a retry (attempt 2 of a job first
+// written under another id): each ends once, failed with the panic as its
+// reason, under its first id and numbered with its attempt (so that its
+// webhook in the monitor ends failed), and in the dead-letter stream with
+// its document; every other job is delivered once, and the engine goes on.
+func TestPanicWhileReadingAJobEndsItOnly(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	rc := newReceiver(t, answer(http.StatusOK))
@@ -175,26 +180,100 @@ func TestPanicWhileReadingAJobRefusesItOnly(t *testing.T) {
 
 	good := b.addJobs(t, rc.URL, "before", 5)
 	boom := b.addJob(t, job(rc.URL, "boom-read"))
+	const origin = "1700000000000-0"
+	retryDoc := job(rc.URL, "boom-read-retry")
+	err := b.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: b.cfg.JobStream, Values: map[string]any{
+		sendhooks.StreamField: retryDoc, sendhooks.FieldOrigin: origin, sendhooks.FieldAttempt: "2", sendhooks.FieldRunStart: "1",
+	}}).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
 	good = append(good, b.addJobs(t, rc.URL, "after", 5)...)
-	finals := b.finals(t, 11)
+	finals := b.finals(t, 12)
 	b.waitAcked(t)
 
 	wantSuccess(t, finals, good, 1)
 	wantOnceEach(t, rc, 10)
-	var events int
-	for _, ev := range b.statuses(t) {
-		if ev.StreamID == boom {
-			events++
-		}
-	}
-	const reason = "bad job: internal error while reading the job: test read panic"
-	if ev := finals[boom]; events != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != reason {
-		t.Errorf("job %s whose reading panicked: %d status events, final %+v; want one, failed with %q", boom, events, ev, reason)
-	}
-	wantMetrics(t, ops.URL, `sendhooks_panics_total 1`, `sendhooks_jobs_total{outcome="bad_job"} 1`,
+	wantReadPanicEnded(t, b, finals, map[string]readPanicJob{
+		boom:   {doc: job(rc.URL, "boom-read"), attempt: 1},
+		origin: {doc: retryDoc, attempt: 2},
+	})
+	wantMetrics(t, ops.URL, `sendhooks_panics_total 2`, `sendhooks_jobs_total{outcome="bad_job"} 2`,
 		`sendhooks_jobs_total{outcome="success"} 10`)
 	stop()
 	wantNothingHeld(t, e)
+}
+
+// TestPanicWhileReadingAndRecordingAJobEndsItWithoutItsData makes a job's
+// reading panic, and then the encoding of its status event: it ends with
+// an event that carries only what the engine made, still once, and the
+// engine goes on (the read loop has no recover of its own).
+func TestPanicWhileReadingAndRecordingAJobEndsItWithoutItsData(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := newReceiver(t, answer(http.StatusOK))
+	e, stop := b.startTuned(t, panicConfig(b), func(e *Engine) {
+		e.faultHook = func(t task, ev *sendhooks.StatusEvent) {
+			if ev != nil && strings.Contains(ev.Job, `"boom-read`) {
+				panic("cannot encode")
+			}
+		}
+	})
+	ops := httptest.NewServer(e.Handler())
+	t.Cleanup(ops.Close)
+
+	good := b.addJobs(t, rc.URL, "before", 3)
+	boom := b.addJob(t, job(rc.URL, "boom-read-encode"))
+	good = append(good, b.addJobs(t, rc.URL, "after", 3)...)
+	finals := b.finals(t, 7)
+	b.waitAcked(t)
+
+	wantSuccess(t, finals, good, 1)
+	wantOnceEach(t, rc, 6)
+	wantReadPanicEnded(t, b, finals, map[string]readPanicJob{boom: {doc: job(rc.URL, "boom-read-encode"), attempt: 1}})
+	if ev := finals[boom]; ev.Job != "" || ev.WebhookID != "" || ev.URL != "" {
+		t.Errorf("the event of a job whose recording panicked keeps only what the engine made: %+v", ev)
+	}
+	wantMetrics(t, ops.URL, `sendhooks_panics_total 2`, `sendhooks_jobs_total{outcome="success"} 6`)
+	stop()
+	wantNothingHeld(t, e)
+}
+
+// readPanicJob is what a job whose reading panicked must end with: its
+// document in the dead-letter stream, its event numbered with attempt.
+type readPanicJob struct {
+	doc     string
+	attempt int
+}
+
+// wantReadPanicEnded checks that each job of want (by its first stream
+// id) ended with one status event, failed with readPanicReason at its
+// attempt, and one dead letter keeping its document, and that these are
+// the only dead letters.
+func wantReadPanicEnded(t *testing.T, b *bundle, finals map[string]sendhooks.StatusEvent, want map[string]readPanicJob) {
+	t.Helper()
+	events := map[string]int{}
+	for _, ev := range b.statuses(t) {
+		events[ev.StreamID]++
+	}
+	for id, w := range want {
+		ev := finals[id]
+		if events[id] != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != readPanicReason ||
+			ev.Attempt != w.attempt || ev.NumberOfTries != w.attempt {
+			t.Errorf("job %s whose reading panicked: %d status events, final %+v; want one, failed at attempt %d with %q",
+				id, events[id], ev, w.attempt, readPanicReason)
+		}
+	}
+	dead, err := b.rdb.XRange(context.Background(), sendhooks.DeadLetterStream(b.cfg.JobStream), "-", "+").Result()
+	if err != nil || len(dead) != len(want) {
+		t.Fatalf("dead-letter stream: %v %v; want the %d jobs whose reading panicked", dead, err, len(want))
+	}
+	for _, d := range dead {
+		w, ok := want[fmt.Sprint(d.Values["origin"])]
+		if !ok || d.Values["data"] != w.doc || d.Values["error"] != readPanicReason || d.Values["attempts"] != fmt.Sprint(w.attempt) {
+			t.Errorf("dead letter %v", d.Values)
+		}
+	}
 }
 
 // wantOnceEach fails unless the receiver got n webhooks, each once.

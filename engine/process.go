@@ -87,40 +87,53 @@ func (e *Engine) endPanicked(t task, v any, stack []byte) {
 	e.metrics.failed.Inc()
 	e.log.Error("panic while delivering a job; the job ends failed and goes to the dead-letter stream",
 		"entry", t.entryID, "streamId", t.origin, "attempt", t.attempt, "panic", value, "stack", string(stack))
+	e.fail(t, reason, true)
+}
+
+// fail ends a job with a final failed status event giving reason. A job
+// whose handling or reading panicked (the engine's fault, not the job's)
+// is also put in the dead-letter stream, which keeps its document for a
+// replay, and its event is numbered with the attempt it ended, like a
+// failed attempt's, so that it outranks the events of earlier attempts
+// in the monitor; a bad job's event is not.
+//
+// Making or encoding the event from the job's data may be what panicked
+// in the first place: should it panic, the event carries only what the
+// engine itself made, rather than panic on every claim of the entry, or
+// end the engine on the read path, which has no recover of its own.
+func (e *Engine) fail(t task, reason string, panicked bool) {
+	attempt, tries := 0, t.attempt-1
+	if panicked {
+		attempt, tries = t.attempt, t.attempt
+	}
 	defer func() {
-		// Encoding the job's data may be what panicked in the first place:
-		// then the event carries only what the engine itself made, rather
-		// than panic again on every claim of the entry.
 		if again := recover(); again != nil {
 			e.metrics.panics.Inc()
-			e.log.Error("panic while recording a job that panicked; its status event is recorded without the job's data",
+			e.log.Error("panic while recording a job's end; its status event is recorded without the job's data",
 				"entry", t.entryID, "streamId", t.origin, "panic", fmt.Sprint(again), "stack", string(debug.Stack()))
 			e.finish(t, outcome{event: &sendhooks.StatusEvent{
 				Status: sendhooks.StatusFailed, DeliveryError: reason, StreamID: t.origin,
-				Created: sendhooks.Time{Time: t.created()}, Attempt: t.attempt, NumberOfTries: t.attempt,
-			}, dead: true})
+				Created: sendhooks.Time{Time: t.created()}, Attempt: attempt, NumberOfTries: tries,
+			}, dead: panicked})
 		}
 	}()
-	// Numbered with the attempt it ended, like a failed attempt's event, so
-	// that it outranks the events of earlier attempts in the monitor.
 	ev := t.event(sendhooks.StatusFailed, reason, nil)
-	ev.Attempt, ev.NumberOfTries = t.attempt, t.attempt
-	e.finish(t, outcome{event: ev, dead: true})
+	ev.Attempt, ev.NumberOfTries = attempt, tries
+	e.finish(t, outcome{event: ev, dead: panicked})
 }
 
-// refuse ends a job that can never be delivered with a failed status
-// event, before any attempt.
+// refuse ends a job that can never be delivered, before any attempt; one
+// whose reading panicked goes to the dead-letter stream too (fail).
 func (e *Engine) refuse(t task) {
-	ev := t.event(sendhooks.StatusFailed, t.bad.Error(), nil)
+	e.metrics.badJobs.Inc()
 	if t.panicked != nil {
 		e.metrics.panics.Inc()
-		e.log.Error("panic while reading a job; the job is refused as bad", "entry", t.entryID,
-			"reason", t.bad, "stack", string(t.panicked))
+		e.log.Error("panic while reading a job; the job ends failed and goes to the dead-letter stream", "entry", t.entryID,
+			"streamId", t.origin, "attempt", t.attempt, "reason", t.bad, "stack", string(t.panicked))
 	} else {
 		e.log.Warn("bad job refused", "entry", t.entryID, "reason", t.bad)
 	}
-	e.metrics.badJobs.Inc()
-	e.finish(t, outcome{event: ev})
+	e.fail(t, t.bad.Error(), t.panicked != nil)
 }
 
 // decide turns an attempt's result into the outcome to record.

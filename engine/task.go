@@ -36,20 +36,29 @@ var readFault func(msg redis.XMessage)
 // newTask reads a stream entry. It never fails: an entry that cannot be
 // delivered becomes a task whose bad field says why, so that it ends with a
 // failed status event instead of blocking the stream. So does an entry
-// whose reading panics (a bug that its contents reach), keeping the stack:
-// left alone, the panic would end the engine, which reads its own pending
-// entries first after a restart, and would end again on the same entry.
+// whose reading panics (a bug that its contents reach), keeping the stack
+// (refuse then ends it in the dead-letter stream): left alone, the panic
+// would end the engine, which reads its own pending entries first after a
+// restart, and would end again on the same entry.
 func newTask(msg redis.XMessage) (t task) {
-	t = task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
 	defer func() {
 		if v := recover(); v != nil {
+			// What identifies the job, read again by plain lookups, so that
+			// its end updates its webhook and keeps its document.
+			stack := debug.Stack()
+			t = task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1, panicked: stack}
+			if o, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && isStreamID(o) {
+				t.origin = o
+			}
+			t.attempt = attemptField(msg.Values, sendhooks.FieldAttempt, 1)
+			t.raw, _ = msg.Values[sendhooks.StreamField].(string)
 			t.bad = &sendhooks.BadJobError{Reason: fmt.Sprintf("internal error while reading the job: %v", v)}
-			t.panicked = debug.Stack()
 		}
 	}()
 	if readFault != nil {
 		readFault(msg)
 	}
+	t = task{entryID: msg.ID, origin: msg.ID, attempt: 1, runStart: 1}
 	if v, ok := msg.Values[sendhooks.FieldOrigin].(string); ok && isStreamID(v) {
 		// Anything else in the field (it can be written by anyone who can
 		// write the stream) is ignored: the origin goes into a header and
