@@ -181,12 +181,14 @@ func TestOrderSet(t *testing.T) {
 	if c0, c1 := set.created(0), set.created(999); !c0.After(set.now.Add(-7*24*time.Hour)) || !c1.Equal(set.now.Add(-time.Minute)) {
 		t.Errorf("created from %v to %v, want after %v up to a minute before %v", c0, c1, set.now.Add(-7*24*time.Hour), set.now)
 	}
-	urls := map[string]bool{}
+	// Every webhook has a URL of its own, to one of the receivers.
+	urls, hosts := map[string]bool{}, map[string]bool{}
 	for i := range set.n {
 		urls[set.url(i)] = true
+		hosts[monitor.ReceiverOf(set.url(i))] = true
 	}
-	if len(urls) != receivers {
-		t.Errorf("%d receiver URLs, want %d", len(urls), receivers)
+	if len(urls) != set.n || len(hosts) != receivers || !receiverURL.MatchString(monitor.ReceiverOf(set.url(7))) {
+		t.Errorf("%d URLs to %d receivers (%s), want %d to %d", len(urls), len(hosts), monitor.ReceiverOf(set.url(7)), set.n, receivers)
 	}
 }
 
