@@ -59,7 +59,8 @@ func TestPanicDuringAnAttemptEndsOnlyItsJob(t *testing.T) {
 	if n := perWebhook(rc)["boom"]; n != 0 {
 		t.Errorf("the panicking job reached the receiver %d times; the panic came before its request", n)
 	}
-	ev := wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: test panic")
+	wantPanicEnded(t, b, finals, "internal error while delivering: test panic", map[string]panicEnd{boom: {doc: job(rc.URL, "boom"), attempt: 1}})
+	ev := finals[boom]
 	if ev.WebhookID != "boom" || ev.URL != rc.URL || ev.Job != job(rc.URL, "boom") || string(ev.MetaData) != `{"ip_address": "192.168.1.1"}` {
 		t.Errorf("the failed event keeps what is known of the job: %+v", ev)
 	}
@@ -88,7 +89,8 @@ func TestPanicEncodingTheJobsDataEndsItWithoutIt(t *testing.T) {
 
 	wantSuccess(t, finals, good, 1)
 	wantOnceEach(t, rc, 11) // the panicking job's attempt was made before the panic
-	ev := wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: cannot encode")
+	wantPanicEnded(t, b, finals, "internal error while delivering: cannot encode", map[string]panicEnd{boom: {doc: job(rc.URL, "boom"), attempt: 1}})
+	ev := finals[boom]
 	if ev.WebhookID != "" || ev.URL != "" || ev.Job != "" || len(ev.MetaData) != 0 || ev.Created.UnixMilli() != mustStreamMillis(t, boom) {
 		t.Errorf("the failed event keeps only what the engine made: %+v", ev)
 	}
@@ -140,7 +142,7 @@ func TestPanicWhileOutcomesCannotBeWrittenEndsOnceTheyCan(t *testing.T) {
 	}
 	finals := b.finals(t, 4)
 	wantSuccess(t, finals, good, 1)
-	wantPanicEnded(t, b, finals, boom, job(rc.URL, "boom"), "internal error while delivering: test panic")
+	wantPanicEnded(t, b, finals, "internal error while delivering: test panic", map[string]panicEnd{boom: {doc: job(rc.URL, "boom"), attempt: 1}})
 	n := panics.Load()
 	wantMetrics(t, ops.URL, fmt.Sprintf("sendhooks_panics_total %d", n), `sendhooks_in_flight 0`)
 	stop()
@@ -190,11 +192,10 @@ func TestPanicWhileReadingAJobEndsItOnly(t *testing.T) {
 	}
 	good = append(good, b.addJobs(t, rc.URL, "after", 5)...)
 	finals := b.finals(t, 12)
-	b.waitAcked(t)
 
 	wantSuccess(t, finals, good, 1)
 	wantOnceEach(t, rc, 10)
-	wantReadPanicEnded(t, b, finals, map[string]readPanicJob{
+	wantPanicEnded(t, b, finals, readPanicReason, map[string]panicEnd{
 		boom:   {doc: job(rc.URL, "boom-read"), attempt: 1},
 		origin: {doc: retryDoc, attempt: 2},
 	})
@@ -226,11 +227,10 @@ func TestPanicWhileReadingAndRecordingAJobEndsItWithoutItsData(t *testing.T) {
 	boom := b.addJob(t, job(rc.URL, "boom-read-encode"))
 	good = append(good, b.addJobs(t, rc.URL, "after", 3)...)
 	finals := b.finals(t, 7)
-	b.waitAcked(t)
 
 	wantSuccess(t, finals, good, 1)
 	wantOnceEach(t, rc, 6)
-	wantReadPanicEnded(t, b, finals, map[string]readPanicJob{boom: {doc: job(rc.URL, "boom-read-encode"), attempt: 1}})
+	wantPanicEnded(t, b, finals, readPanicReason, map[string]panicEnd{boom: {doc: job(rc.URL, "boom-read-encode"), attempt: 1}})
 	if ev := finals[boom]; ev.Job != "" || ev.WebhookID != "" || ev.URL != "" {
 		t.Errorf("the event of a job whose recording panicked keeps only what the engine made: %+v", ev)
 	}
@@ -239,38 +239,40 @@ func TestPanicWhileReadingAndRecordingAJobEndsItWithoutItsData(t *testing.T) {
 	wantNothingHeld(t, e)
 }
 
-// readPanicJob is what a job whose reading panicked must end with: its
-// document in the dead-letter stream, its event numbered with attempt.
-type readPanicJob struct {
+// panicEnd is what a job whose reading or handling panicked must end
+// with: its document in the dead-letter stream, its event numbered with
+// attempt.
+type panicEnd struct {
 	doc     string
 	attempt int
 }
 
-// wantReadPanicEnded checks that each job of want (by its first stream
-// id) ended with one status event, failed with readPanicReason at its
-// attempt, and one dead letter keeping its document, and that these are
-// the only dead letters.
-func wantReadPanicEnded(t *testing.T, b *bundle, finals map[string]sendhooks.StatusEvent, want map[string]readPanicJob) {
+// wantPanicEnded checks, once nothing is left pending, that each job of
+// want (by its first stream id) ended with one status event, failed with
+// reason at its attempt, and one dead letter keeping its document, and
+// that these are the only dead letters.
+func wantPanicEnded(t *testing.T, b *bundle, finals map[string]sendhooks.StatusEvent, reason string, want map[string]panicEnd) {
 	t.Helper()
+	b.waitAcked(t)
 	events := map[string]int{}
 	for _, ev := range b.statuses(t) {
 		events[ev.StreamID]++
 	}
 	for id, w := range want {
 		ev := finals[id]
-		if events[id] != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != readPanicReason ||
+		if events[id] != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != reason ||
 			ev.Attempt != w.attempt || ev.NumberOfTries != w.attempt {
-			t.Errorf("job %s whose reading panicked: %d status events, final %+v; want one, failed at attempt %d with %q",
-				id, events[id], ev, w.attempt, readPanicReason)
+			t.Errorf("panicking job %s: %d status events, final %+v; want one, failed at attempt %d with %q",
+				id, events[id], ev, w.attempt, reason)
 		}
 	}
 	dead, err := b.rdb.XRange(context.Background(), sendhooks.DeadLetterStream(b.cfg.JobStream), "-", "+").Result()
 	if err != nil || len(dead) != len(want) {
-		t.Fatalf("dead-letter stream: %v %v; want the %d jobs whose reading panicked", dead, err, len(want))
+		t.Fatalf("dead-letter stream: %v %v; want the %d panicking jobs alone", dead, err, len(want))
 	}
 	for _, d := range dead {
 		w, ok := want[fmt.Sprint(d.Values["origin"])]
-		if !ok || d.Values["data"] != w.doc || d.Values["error"] != readPanicReason || d.Values["attempts"] != fmt.Sprint(w.attempt) {
+		if !ok || d.Values["data"] != w.doc || d.Values["error"] != reason || d.Values["attempts"] != fmt.Sprint(w.attempt) {
 			t.Errorf("dead letter %v", d.Values)
 		}
 	}
@@ -288,33 +290,6 @@ func wantOnceEach(t *testing.T, rc *receiver, n int) {
 	if len(counts) != n {
 		t.Errorf("the receiver got %d webhooks, want %d", len(counts), n)
 	}
-}
-
-// wantPanicEnded checks that the job with stream id id ended with one
-// status event, failed on attempt 1 with reason, and one dead letter
-// keeping doc, and that nothing is left pending; it returns the event.
-func wantPanicEnded(t *testing.T, b *bundle, finals map[string]sendhooks.StatusEvent, id, doc, reason string) sendhooks.StatusEvent {
-	t.Helper()
-	b.waitAcked(t)
-	var events int
-	for _, ev := range b.statuses(t) {
-		if ev.StreamID == id {
-			events++
-		}
-	}
-	ev := finals[id]
-	if events != 1 || ev.Status != sendhooks.StatusFailed || ev.DeliveryError != reason ||
-		ev.Attempt != 1 || ev.NumberOfTries != 1 {
-		t.Errorf("panicking job %s: %d status events, final %+v; want one, failed on attempt 1 with %q", id, events, ev, reason)
-	}
-	dead, err := b.rdb.XRange(context.Background(), sendhooks.DeadLetterStream(b.cfg.JobStream), "-", "+").Result()
-	if err != nil || len(dead) != 1 {
-		t.Fatalf("dead-letter stream: %v %v; want the panicking job alone", dead, err)
-	}
-	if v := dead[0].Values; v["data"] != doc || v["origin"] != id || v["error"] != reason || v["attempts"] != "1" {
-		t.Errorf("dead letter: %v", v)
-	}
-	return ev
 }
 
 // wantMetrics fails unless the engine's /metrics at ops has each line.
