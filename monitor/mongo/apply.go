@@ -290,22 +290,35 @@ func (s *Store) addRollupsTo(ctx context.Context, prefix string, delta monitor.R
 	// Two writers creating one counter at once may see a duplicate key
 	// (MongoDB retries such an upsert itself; FerretDB does not): those
 	// writes are sent again, and find the counter then.
-	for round := 1; ; round++ {
-		_, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		dups, other := bulkErrors(err)
-		if err == nil || (other == nil && round < maxApplyRounds) {
-			var again []mongo.WriteModel
-			for i, m := range models {
-				if dups[i] {
-					again = append(again, m)
-				}
-			}
-			if models = again; len(models) == 0 {
-				clear(delta)
-				return nil
-			}
-			continue
-		}
+	left, err := s.upsertAgainOnDuplicate(ctx, models, maxApplyRounds)
+	if err != nil {
 		return fmt.Errorf("add to %d rollup counters: %w", len(models), err)
 	}
+	if len(left) > 0 {
+		return fmt.Errorf("add to %d rollup counters: %d still met a duplicate _id after %d writes", len(models), len(left), maxApplyRounds)
+	}
+	clear(delta)
+	return nil
+}
+
+// upsertAgainOnDuplicate runs the upserts as unordered bulk writes on the
+// rollups, sending again those that failed on a duplicate _id, in at most
+// rounds writes. It returns the upserts that still failed so, or the
+// error of a write that failed otherwise.
+func (s *Store) upsertAgainOnDuplicate(ctx context.Context, models []mongo.WriteModel, rounds int) ([]mongo.WriteModel, error) {
+	for round := 1; round <= rounds && len(models) > 0; round++ {
+		_, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		dups, other := bulkErrors(err)
+		if other != nil {
+			return nil, err // as the server said it: the caller decides what it means
+		}
+		var again []mongo.WriteModel
+		for i, m := range models {
+			if dups[i] {
+				again = append(again, m)
+			}
+		}
+		models = again
+	}
+	return models, nil
 }

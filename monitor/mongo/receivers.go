@@ -91,34 +91,16 @@ func (s *Store) moveEndpointHour(ctx context.Context, hour bson.D) error {
 			SetUpdate(s.counterUpdate(k, n, bson.E{Key: "moved", Value: true})).
 			SetUpsert(true))
 	}
+	// An upsert that fails on its _id met a counter that is either marked
+	// already (moved by an earlier run) or was just made by a monitor
+	// counting a hook: it is sent once more, which adds to the second and
+	// fails again on the first, as it should.
 	for len(models) > 0 {
 		n := min(len(models), writeChunk)
-		if err := s.moveOnce(ctx, models[:n]); err != nil {
+		if _, err := s.upsertAgainOnDuplicate(ctx, models[:n], 2); err != nil {
 			return err
 		}
 		models = models[n:]
-	}
-	return nil
-}
-
-// moveOnce runs the marked upserts of moveEndpointHour. An upsert that
-// fails on its _id met a counter that is either marked already (moved by
-// an earlier run) or was just made by a monitor counting a hook: it is
-// sent once more, which adds to the second and fails again on the first.
-func (s *Store) moveOnce(ctx context.Context, models []mongo.WriteModel) error {
-	for round := 1; round <= 2 && len(models) > 0; round++ {
-		_, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		dups, other := bulkErrors(err)
-		if other != nil {
-			return other
-		}
-		var again []mongo.WriteModel
-		for i, m := range models {
-			if dups[i] {
-				again = append(again, m)
-			}
-		}
-		models = again
 	}
 	return nil
 }
